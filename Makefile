@@ -1,0 +1,41 @@
+# Two commands: `make run` (set up if needed, then train the default recipe) and
+# `make test` (set up if needed, then run every test). Both are idempotent.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-done
+TORCH  := 2.13.0
+FMNIST := /usr/share/datasets/fashion-mnist
+
+.PHONY: run test setup data lint bench clean
+
+run: setup data
+	$(VENV)/bin/trainlab train
+
+test: setup data
+	$(PY) -m pytest
+
+setup: $(STAMP)
+
+# Keep a torch that already satisfies pyproject's range; otherwise install the CPU build
+# that lies on local disk on our machines (any other version downloads several GB).
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -c "import torch, sys; v = tuple(int(p) for p in torch.__version__.split('+')[0].split('.')[:2]); sys.exit(not ((2, 4) <= v < (3, 0)))" 2>/dev/null \
+		|| $(PY) -m pip install -q torch==$(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Fashion-MNIST from Debian's package when we can (root + apt-get); otherwise trainlab
+# looks in $$TRAINLAB_DATA, the user cache and finally downloads with MD5 checks.
+data:
+	@if [ ! -d $(FMNIST) ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+		|| echo "note: apt-get could not install dataset-fashion-mnist; trainlab will look elsewhere"; \
+	fi
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache
