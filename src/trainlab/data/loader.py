@@ -1,0 +1,89 @@
+"""`InMemoryLoader`: mini-batches drawn from a split that already sits in memory as tensors.
+
+Each batch is one `index_select` over a per-epoch permutation, with no per-sample Python work
+(unlike `DataLoader` over a `TensorDataset`, which indexes and collates sample by sample).
+The permutation of epoch e comes from a `torch.Generator` seeded from (seed, e) alone, so an
+epoch can be replayed, or resumed at any batch, with no saved loader state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from .bundle import TensorSplit
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A 63-bit generator seed for (seed, epoch), mixed by numpy's SeedSequence (no collisions
+    such as seed*K + epoch would have)."""
+    words = np.random.SeedSequence([seed, epoch]).generate_state(2, dtype=np.uint32)
+    return (int(words[0]) << 31) ^ int(words[1])
+
+
+class InMemoryLoader:
+    """Whole split as tensors; reshuffled index batches each epoch; deterministic given
+    (seed, epoch).
+
+    batch_size 1 is plain SGD and batch_size len(split) is full-batch gradient descent. With
+    `drop_last` the final short batch is skipped. Iterating the loader itself yields epoch 0,
+    then epoch 1, ... on successive `iter()` calls; `epoch(e, start)` is the stateless form.
+    """
+
+    def __init__(
+        self,
+        split: TensorSplit,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        n = len(split)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise ValueError(f"batch_size must be an int, got {batch_size!r}")
+        if not 1 <= batch_size <= n:
+            raise ValueError(f"batch_size must be in 1..{n} (the split's size), got {batch_size}")
+        self.split = split
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.drop_last = drop_last
+        self._next_epoch = 0
+
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        n = len(self.split)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self, epoch: int) -> torch.Tensor | None:
+        """The sample permutation of `epoch` (int64), or None when not shuffling."""
+        if not self.shuffle:
+            return None
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+        return torch.randperm(len(self.split), generator=g)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches (x, y) of epoch `epoch`, skipping the first `start` (to resume mid-epoch)."""
+        if not 0 <= start <= len(self):
+            raise ValueError(f"start must be in 0..{len(self)} (batches per epoch), got {start}")
+        return self._batches(self.order(epoch), start)
+
+    def _batches(
+        self, order: torch.Tensor | None, start: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        x, y, size = self.split.x, self.split.y, self.batch_size
+        for b in range(start, len(self)):
+            lo, hi = b * size, min((b + 1) * size, len(self.split))
+            if order is None:
+                yield x[lo:hi], y[lo:hi]
+            else:
+                idx = order[lo:hi]
+                yield x.index_select(0, idx), y.index_select(0, idx)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Epoch 0 on the first call, epoch 1 on the second, and so on."""
+        epoch, self._next_epoch = self._next_epoch, self._next_epoch + 1
+        return self.epoch(epoch)
