@@ -47,8 +47,9 @@ def sgdr(
 
     ``lr_t = eta_min + (lr_i - eta_min) * (1 + cos(pi T_cur / T_i)) / 2`` where ``T_cur`` counts
     steps since the last restart, the first cycle lasts ``T_0 = t_0`` steps and each next one
-    ``t_mult`` times longer. ``lr_i = lr * cycle_decay ** i`` in cycle ``i`` (the seed 003 figure
-    "exponential decay with restarts"); ``cycle_decay=1`` is torch ``CosineAnnealingWarmRestarts``.
+    ``t_mult`` times longer. In cycle ``i`` the peak is
+    ``lr_i = eta_min + (lr - eta_min) * cycle_decay ** i`` (the seed 003 figure "exponential decay
+    with restarts"); ``cycle_decay=1`` is torch ``CosineAnnealingWarmRestarts``.
     """
     lr = check_nonneg("sgdr", "lr", lr)
     t_0 = check_int("sgdr", "t_0", t_0, minimum=1)
@@ -59,7 +60,8 @@ def sgdr(
     def schedule(step: int) -> float:
         check_step(step)
         cycle, t_cur, t_i = _restart_position(step, t_0, t_mult)
-        peak = lr * cycle_decay**cycle if cycle_decay != 1.0 else lr
+        # Decay the amplitude above eta_min, so the rate never leaves [eta_min, lr].
+        peak = eta_min + (lr - eta_min) * cycle_decay**cycle if cycle_decay != 1.0 else lr
         return eta_min + (peak - eta_min) * (1 + math.cos(math.pi * t_cur / t_i)) / 2
 
     return schedule
@@ -85,9 +87,11 @@ def cyclic(
     max_lr = check_nonneg("cyclic", "max_lr", max_lr)
     if max_lr < base_lr:
         raise ValueError(f"cyclic: max_lr must be >= base_lr={base_lr}, got {max_lr}")
-    up = float(check_int("cyclic", "step_size_up", step_size_up, minimum=1))
-    down = up if step_size_down is None else step_size_down
-    down = float(check_int("cyclic", "step_size_down", down, minimum=1))
+    check_int("cyclic", "step_size_up", step_size_up, minimum=1)
+    if step_size_down is not None:
+        check_int("cyclic", "step_size_down", step_size_down, minimum=1)
+    up = float(step_size_up)
+    down = up if step_size_down is None else float(step_size_down)
     if mode not in ("triangular", "triangular2", "exp_range"):
         raise ValueError(
             f"cyclic: mode must be one of 'triangular', 'triangular2', 'exp_range', got {mode!r}"
@@ -104,7 +108,9 @@ def cyclic(
         if mode == "triangular":
             return base_lr + height * 1.0
         if mode == "triangular2":
-            return base_lr + height * (1 / (2.0 ** (cycle - 1)))
+            return base_lr + height * 0.5 ** (
+                cycle - 1
+            )  # = 1 / 2 ** (cycle - 1), exact, no overflow
         return base_lr + height * gamma**step
 
     return schedule
