@@ -1,0 +1,299 @@
+"""Named optimizers with torch.optim's names, defaults and semantics, as chains of primitives.
+
+Each alias is a chain (e.g. ``adamw = chain(scale_by_adam, add_decayed_weights, scale_by_lr)``).
+With the ``"fast"`` backend, `sgd`, `adam` and `adamw` replace the chain's update by one fused
+foreach pass over the *same state* (so checkpoints are interchangeable); it is tested equal to
+the composed chain and to torch.optim. torch's ``weight_decay`` in SGD, Adagrad, RMSprop,
+Adadelta, Adam and NAdam is coupled L2 (``add_l2`` before the scaling); AdamW's is decoupled
+(``-lr*wd*theta``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from trainlab.optim.adaptive import (
+    AdamState,
+    bias_corrections,
+    scale_by_adadelta,
+    scale_by_adagrad,
+    scale_by_adam,
+    scale_by_nadam,
+    scale_by_rms,
+)
+from trainlab.optim.decay import add_decayed_weights, add_l2
+from trainlab.optim.momentum import TraceState, trace
+from trainlab.optim.transform import (
+    Hyper,
+    Params,
+    State,
+    Transform,
+    Updates,
+    chain,
+    check_beta,
+    check_nonneg,
+    current_backend,
+    lr_advance,
+    lr_value,
+    scale_by_lr,
+    value_at,
+)
+
+
+def _is_on(h: Hyper) -> bool:
+    """A hyperparameter that may be nonzero (a schedule always counts as on)."""
+    return callable(h) or float(h) != 0.0
+
+
+def _check_betas(owner: str, betas: tuple[Hyper, Hyper]) -> None:
+    check_beta(owner, "betas[0]", betas[0])
+    check_beta(owner, "betas[1]", betas[1])
+
+
+# ---------------------------------------------------------------- SGD
+
+
+def sgd(
+    lr: Hyper = 1e-3,
+    momentum: Hyper = 0.0,
+    dampening: Hyper = 0.0,
+    nesterov: bool = False,
+    weight_decay: Hyper = 0.0,
+) -> Transform:
+    """torch.optim.SGD: ``chain(add_l2(wd)?, trace(momentum, dampening, nesterov)?, scale_by_lr)``.
+
+    Robbins & Monro 1951; momentum: Polyak 1964 / Sutskever et al. 2013 (seed 000 "SGD+Momentum").
+    """
+    check_nonneg("sgd", "lr", lr)
+    check_beta("sgd", "momentum", momentum)
+    check_nonneg("sgd", "weight_decay", weight_decay)
+    if nesterov and not _is_on(momentum):
+        raise ValueError("sgd: nesterov=True requires momentum > 0 (as in torch.optim.SGD)")
+    has_wd, has_mom = _is_on(weight_decay), _is_on(momentum)
+    parts = [add_l2(weight_decay)] if has_wd else []
+    parts += [trace(momentum, dampening, nesterov)] if has_mom else []
+    composed = chain(*parts, scale_by_lr(lr))
+    if current_backend() == "reference":
+        return composed
+
+    def fused(grads: Updates, state: State, params: Params) -> tuple[Updates, State]:
+        d = grads
+        if has_wd:
+            w_state = state[0]
+            d = torch._foreach_add(grads, params, alpha=value_at(weight_decay, w_state.count))
+            w_state.count.add_(1)
+        lr_state = state[-1]
+        a = lr_value(lr, lr_state)
+        if has_mom:
+            tr: TraceState = state[-2]
+            mu = value_at(momentum, tr.count)
+            if int(tr.count) == 0:
+                torch._foreach_copy_(tr.trace, d)
+            else:
+                torch._foreach_mul_(tr.trace, mu)
+                torch._foreach_add_(tr.trace, d, alpha=1.0 - value_at(dampening, tr.count))
+            tr.count.add_(1)
+            if nesterov:
+                out = torch._foreach_mul(d, -a)
+                torch._foreach_add_(out, tr.trace, alpha=-a * mu)
+            else:
+                out = torch._foreach_mul(tr.trace, -a)
+        else:
+            out = torch._foreach_mul(d, -a)
+        lr_advance(lr, lr_state, a, inplace=True)
+        return out, state
+
+    return Transform(composed.init, fused)
+
+
+# ---------------------------------------------------------------- Adam family
+
+
+def _fused_adam(
+    lr: Hyper,
+    b1: Hyper,
+    b2: Hyper,
+    eps: Hyper,
+    l2: Hyper,
+    decoupled: Hyper,
+    amsgrad: bool,
+) -> Callable[[Updates, State, Params], tuple[Updates, State]]:
+    """One foreach pass for ``chain(add_l2?, scale_by_adam, add_decayed_weights?, scale_by_lr)``.
+
+    Uses ``(m/c1) / (sqrt(v)/c2 + eps) = (c2/c1) * m / (sqrt(v) + eps*c2)`` to save a pass.
+    """
+    has_l2, has_dec = _is_on(l2), _is_on(decoupled)
+
+    def update(grads: Updates, state: State, params: Params) -> tuple[Updates, State]:
+        g = grads
+        if has_l2:
+            g = torch._foreach_add(grads, params, alpha=value_at(l2, state[0].count))
+            state[0].count.add_(1)
+        s: AdamState = state[1 if has_l2 else 0]
+        a, b, e = (value_at(h, s.count) for h in (b1, b2, eps))
+        c1, c2 = bias_corrections(a, b, int(s.count) + 1, True)
+        torch._foreach_lerp_(s.mu, g, 1.0 - a)
+        torch._foreach_mul_(s.nu, b)
+        torch._foreach_addcmul_(s.nu, g, g, value=1.0 - b)
+        second = s.nu
+        if amsgrad:
+            torch._foreach_maximum_(s.nu_max, s.nu)
+            second = s.nu_max
+        denom = torch._foreach_sqrt(second)
+        torch._foreach_add_(denom, e * c2)
+        out = torch._foreach_div(s.mu, denom)
+        s.count.add_(1)
+        lr_state = state[-1]
+        lr_t = lr_value(lr, lr_state)
+        torch._foreach_mul_(out, -lr_t * c2 / c1)
+        if has_dec:
+            dec_state = state[-2]
+            wd = value_at(decoupled, dec_state.count)
+            torch._foreach_add_(out, params, alpha=-lr_t * wd)
+            dec_state.count.add_(1)
+        lr_advance(lr, lr_state, lr_t, inplace=True)
+        return out, state
+
+    return update
+
+
+def adam(
+    lr: Hyper = 1e-3,
+    betas: tuple[Hyper, Hyper] = (0.9, 0.999),
+    eps: Hyper = 1e-8,
+    weight_decay: Hyper = 0.0,
+    amsgrad: bool = False,
+) -> Transform:
+    """torch.optim.Adam (Kingma & Ba 2015; amsgrad: Reddi et al. 2018); weight_decay is L2:
+    ``chain(add_l2(wd)?, scale_by_adam(betas, eps, amsgrad), scale_by_lr(lr))``."""
+    check_nonneg("adam", "lr", lr)
+    _check_betas("adam", betas)
+    check_nonneg("adam", "weight_decay", weight_decay)
+    parts = [add_l2(weight_decay)] if _is_on(weight_decay) else []
+    composed = chain(
+        *parts, scale_by_adam(betas[0], betas[1], eps, amsgrad=amsgrad), scale_by_lr(lr)
+    )
+    if current_backend() == "reference":
+        return composed
+    fused = _fused_adam(lr, betas[0], betas[1], eps, weight_decay, 0.0, amsgrad)
+    return Transform(composed.init, fused)
+
+
+def adamw(
+    lr: Hyper = 1e-3,
+    betas: tuple[Hyper, Hyper] = (0.9, 0.999),
+    eps: Hyper = 1e-8,
+    weight_decay: Hyper = 1e-2,
+    amsgrad: bool = False,
+) -> Transform:
+    """torch.optim.AdamW, decoupled weight decay (Loshchilov & Hutter 2019; seed 000 "AdamW"):
+    ``chain(scale_by_adam(betas, eps, amsgrad), add_decayed_weights(wd), scale_by_lr(lr))``."""
+    check_nonneg("adamw", "lr", lr)
+    _check_betas("adamw", betas)
+    check_nonneg("adamw", "weight_decay", weight_decay)
+    composed = chain(
+        scale_by_adam(betas[0], betas[1], eps, amsgrad=amsgrad),
+        add_decayed_weights(weight_decay),
+        scale_by_lr(lr),
+    )
+    if current_backend() == "reference":
+        return composed
+    fused = _fused_adam(lr, betas[0], betas[1], eps, 0.0, weight_decay, amsgrad)
+    return Transform(composed.init, fused)
+
+
+def nadam(
+    lr: Hyper = 2e-3,
+    betas: tuple[Hyper, Hyper] = (0.9, 0.999),
+    eps: Hyper = 1e-8,
+    weight_decay: Hyper = 0.0,
+    momentum_decay: Hyper = 4e-3,
+    decoupled_weight_decay: bool = False,
+) -> Transform:
+    """torch.optim.NAdam (Dozat 2016): ``chain(add_l2?, scale_by_nadam, scale_by_lr)``, or with
+    ``decoupled_weight_decay`` the decay after the scaling (as AdamW)."""
+    check_nonneg("nadam", "lr", lr)
+    _check_betas("nadam", betas)
+    check_nonneg("nadam", "weight_decay", weight_decay)
+    core = scale_by_nadam(betas[0], betas[1], eps, momentum_decay)
+    if not _is_on(weight_decay):
+        return chain(core, scale_by_lr(lr))
+    if decoupled_weight_decay:
+        return chain(core, add_decayed_weights(weight_decay), scale_by_lr(lr))
+    return chain(add_l2(weight_decay), core, scale_by_lr(lr))
+
+
+# ---------------------------------------------------------------- other adaptive methods
+
+
+def adagrad(
+    lr: Hyper = 1e-2,
+    lr_decay: Hyper = 0.0,
+    weight_decay: Hyper = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: Hyper = 1e-10,
+) -> Transform:
+    """torch.optim.Adagrad (Duchi et al. 2011):
+    ``chain(add_l2?, scale_by_adagrad(eps, initial_accumulator_value, lr_decay), scale_by_lr)``."""
+    check_nonneg("adagrad", "lr", lr)
+    check_nonneg("adagrad", "weight_decay", weight_decay)
+    parts = [add_l2(weight_decay)] if _is_on(weight_decay) else []
+    core = scale_by_adagrad(eps, initial_accumulator_value, lr_decay)
+    return chain(*parts, core, scale_by_lr(lr))
+
+
+def rmsprop(
+    lr: Hyper = 1e-2,
+    alpha: Hyper = 0.99,
+    eps: Hyper = 1e-8,
+    weight_decay: Hyper = 0.0,
+    momentum: Hyper = 0.0,
+    centered: bool = False,
+) -> Transform:
+    """torch.optim.RMSprop (Hinton 2012; Graves 2013 for ``centered``):
+    ``chain(add_l2?, scale_by_rms(alpha, eps, centered), trace(momentum)?, scale_by_lr)``."""
+    check_nonneg("rmsprop", "lr", lr)
+    check_nonneg("rmsprop", "weight_decay", weight_decay)
+    check_beta("rmsprop", "momentum", momentum)
+    parts = [add_l2(weight_decay)] if _is_on(weight_decay) else []
+    parts.append(scale_by_rms(alpha, eps, centered))
+    parts += [trace(momentum)] if _is_on(momentum) else []
+    return chain(*parts, scale_by_lr(lr))
+
+
+def adadelta(
+    lr: Hyper = 1.0, rho: Hyper = 0.9, eps: Hyper = 1e-6, weight_decay: Hyper = 0.0
+) -> Transform:
+    """torch.optim.Adadelta (Zeiler 2012): ``chain(add_l2?, scale_by_adadelta, scale_by_lr)``."""
+    check_nonneg("adadelta", "lr", lr)
+    check_nonneg("adadelta", "weight_decay", weight_decay)
+    parts = [add_l2(weight_decay)] if _is_on(weight_decay) else []
+    return chain(*parts, scale_by_adadelta(rho, eps), scale_by_lr(lr))
+
+
+# ---------------------------------------------------------------- lookup by name
+
+ALIASES: dict[str, Callable[..., Transform]] = {
+    "sgd": sgd,
+    "adagrad": adagrad,
+    "rmsprop": rmsprop,
+    "adadelta": adadelta,
+    "adam": adam,
+    "adamw": adamw,
+    "nadam": nadam,
+}
+
+
+def get_optimizer(name: str, **kwargs: Any) -> Transform:
+    """Build the alias ``name`` (case-insensitive) with ``kwargs``; unknown names fail in one line
+    naming the closest valid name."""
+    key = name.lower()
+    if key not in ALIASES:
+        close = difflib.get_close_matches(key, list(ALIASES), n=1, cutoff=0.0)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown optimizer {name!r}{hint} (valid: {', '.join(ALIASES)})")
+    return ALIASES[key](**kwargs)
