@@ -220,9 +220,16 @@ def _between(value: float, low: float, high: float) -> bool:
     return low - slack <= value <= high + slack
 
 
-@given(lr=lrs, size=lengths, gamma=st.floats(1e-3, 1.0), t=steps)
-def test_step_decay_bounds(lr: float, size: int, gamma: float, t: int) -> None:
+@given(
+    lr=lrs,
+    size=lengths,
+    gamma=st.floats(1e-3, 1.0),
+    marks=st.sets(st.integers(1, 20_000), min_size=1, max_size=8),
+    t=steps,
+)
+def test_step_decays_bounds(lr: float, size: int, gamma: float, marks: set[int], t: int) -> None:
     assert _between(S.step_decay(lr, size, gamma)(t), 0.0, lr)
+    assert _between(S.multistep(lr, sorted(marks), gamma)(t), lr * gamma ** len(marks), lr)
 
 
 @given(lr=lrs, k=st.floats(0.0, 10.0), t=steps)
@@ -428,6 +435,8 @@ def test_get_schedule_builds_every_name() -> None:
 BAD_INPUTS: list[tuple[Callable[[], object], str]] = [
     (lambda: S.get_schedule("cosin"), "did you mean 'cosine'"),
     (lambda: S.get_schedule("onecycle"), "did you mean 'one_cycle'"),
+    (lambda: S.get_schedule("cosine", lr=0.1, T_max=5), "accepted arguments: lr, total_steps"),
+    (lambda: S.get_schedule("sgdr", lr=0.1), "missing 1 required"),
     (lambda: S.constant(-0.1), "lr must be a finite number >= 0"),
     (lambda: S.cosine(float("nan"), 10), "lr must be"),
     (lambda: S.step_decay(0.1, 10, gamma=0.0), "gamma must be a finite number > 0"),

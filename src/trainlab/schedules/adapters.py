@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from trainlab.schedules._types import Schedule
 from trainlab.schedules._validate import check_int
+
+if TYPE_CHECKING:  # torch and matplotlib load on first use: plain schedules need neither
+    import torch
 
 __all__ = ["plot_schedule", "to_lambda_lr"]
 
@@ -24,6 +26,8 @@ def to_lambda_lr(
     The optimizer's own ``lr`` setting is therefore replaced by the schedule. Pass one schedule
     per param group to schedule groups differently.
     """
+    from torch.optim.lr_scheduler import LambdaLR
+
     groups = optimizer.param_groups
     if callable(schedule):
         lambdas = [schedule] * len(groups)
@@ -37,7 +41,7 @@ def to_lambda_lr(
     for group in groups:
         group["lr"] = 1.0
         group["initial_lr"] = 1.0
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+    return LambdaLR(optimizer, lambdas)
 
 
 def plot_schedule(

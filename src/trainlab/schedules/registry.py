@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable
 from functools import partial
 
@@ -48,8 +49,8 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {
 def get_schedule(name: str, **kwargs: object) -> Schedule:
     """Build the schedule registered as ``name`` with ``kwargs``.
 
-    An unknown name raises a one-line ValueError naming the closest valid one; wrong or missing
-    arguments raise the factory's own one-line TypeError or ValueError.
+    An unknown name raises a one-line ValueError naming the closest valid one; an unknown or
+    missing argument, or one out of range, raises a one-line ValueError naming it.
     """
     factory = SCHEDULES.get(name)
     if factory is None:
@@ -58,4 +59,8 @@ def get_schedule(name: str, **kwargs: object) -> Schedule:
         raise ValueError(
             f"unknown schedule {name!r}; {hint}valid names: {', '.join(sorted(SCHEDULES))}"
         )
-    return factory(**kwargs)
+    try:
+        return factory(**kwargs)
+    except TypeError as err:  # unknown or missing keyword: name the accepted ones
+        accepted = ", ".join(inspect.signature(factory).parameters)
+        raise ValueError(f"schedule {name!r}: {err}; accepted arguments: {accepted}") from None
