@@ -25,9 +25,11 @@ def _bundle(name: str, x: torch.Tensor, y: torch.Tensor, n_train: int, classes: 
     return DataBundle(name, train, test, num_classes=classes, source="generated")
 
 
-def _balanced_labels(n: int, k: int, g: torch.Generator) -> torch.Tensor:
-    """n int64 labels, each of the k classes n//k or n//k + 1 times, in random order."""
-    return (torch.arange(n) % k)[torch.randperm(n, generator=g)]
+def _balanced_labels(sizes: tuple[int, int], k: int, g: torch.Generator) -> torch.Tensor:
+    """Shuffled int64 labels for train then test; in each split every one of the k classes
+    occurs size//k or size//k + 1 times."""
+    parts = [(torch.arange(n) % k)[torch.randperm(n, generator=g)] for n in sizes]
+    return torch.cat(parts)
 
 
 def make_spirals(
@@ -46,7 +48,7 @@ def make_spirals(
     _check_sizes(n_train=n_train, n_test=n_test)
     g = torch.Generator().manual_seed(seed)
     n = n_train + n_test
-    y = _balanced_labels(n, 2, g)
+    y = _balanced_labels((n_train, n_test), 2, g)
     t = torch.rand(n, generator=g)
     angle = 2 * math.pi * turns * t + math.pi * y
     x = torch.stack([t * torch.cos(angle), t * torch.sin(angle)], dim=1)
@@ -72,7 +74,7 @@ def make_blobs(
     g = torch.Generator().manual_seed(seed)
     n = n_train + n_test
     centers = (2 * torch.rand(num_classes, dim, generator=g) - 1) * center_box
-    y = _balanced_labels(n, num_classes, g)
+    y = _balanced_labels((n_train, n_test), num_classes, g)
     x = centers[y] + std * torch.randn(n, dim, generator=g)
     return _bundle("blobs", x, y, n_train, classes=num_classes)
 

@@ -6,8 +6,6 @@ import random
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from .bundle import DataBundle, TensorSplit
 
@@ -45,6 +43,9 @@ def load_digits_bundle(*, seed: int = 0, test_fraction: float = 0.2) -> DataBund
     x float32 (N, 1, 8, 8) scaled to [0, 1] by /16, y int64; a stratified 80/20 split seeded
     by `seed`.
     """
+    from sklearn.datasets import load_digits  # deferred: importing sklearn takes seconds
+    from sklearn.model_selection import train_test_split
+
     digits = load_digits()
     x = digits.images.astype(np.float32)[:, None] / 16.0
     y = digits.target.astype(np.int64)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from .bundle import DataBundle, TensorSplit
 from .errors import one_line
@@ -33,6 +32,8 @@ def _subset(split: TensorSplit, idx: torch.Tensor) -> TensorSplit:
 
 
 def _stratified_indices(y: torch.Tensor, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split  # deferred: slow import
+
     if y.is_floating_point() or y.ndim != 1:
         raise ValueError("stratify=True needs int class labels of shape (N,); got float targets")
     try:
