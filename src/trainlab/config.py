@@ -1,0 +1,261 @@
+"""The recipe: one YAML file that says what to train, validated before anything runs.
+
+`Recipe()` with no arguments *is* the built-in default recipe (a small CNN with BatchNorm on
+Fashion-MNIST). A typo or a wrong type is rejected with one line naming the field, the bad
+value and, for names, the closest valid one. `--set a.b=value` overrides any field.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainlab.data import DATASETS
+from trainlab.names import closest_name_error
+from trainlab.nn import ACTIVATIONS
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message is one line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _known(kind: str, value: str, valid: Any) -> str:
+    if value not in valid:
+        raise closest_name_error(kind, value, valid)
+    return value
+
+
+class DataConfig(_Strict):
+    """Which dataset, how it is split and normalized, and the batch size."""
+
+    name: str = "fashion_mnist"
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    stratify: bool = True
+    normalize: Literal["per_channel", "per_feature", "global"] | None = "per_channel"
+    batch_size: Annotated[int, Field(ge=1)] = 128
+    eval_batch_size: Annotated[int, Field(ge=1)] = 1000
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _dataset(cls, v: str) -> str:
+        return _known("dataset", v, DATASETS)
+
+
+class _ModelBase(_Strict):
+    activation: str = "relu"
+
+    @field_validator("activation")
+    @classmethod
+    def _activation(cls, v: str) -> str:
+        return _known("activation", v, ACTIVATIONS)
+
+
+class MLPConfig(_ModelBase):
+    """Fully connected network: flatten, hidden `widths`, linear head."""
+
+    name: Literal["mlp"] = "mlp"
+    widths: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [256, 256])
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+
+class CNNConfig(_ModelBase):
+    """Small CNN: per stage `convs_per_stage` 3x3 convs (+BatchNorm) and a 2x2 max-pool."""
+
+    name: Literal["cnn"] = "cnn"
+    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 64, 128])
+    convs_per_stage: Annotated[int, Field(ge=1)] = 1
+    batchnorm: bool = True
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+
+class ResNetConfig(_ModelBase):
+    """CIFAR-style ResNet of depth 6n+2; `skip: false` removes the shortcuts (Li et al. 2018)."""
+
+    name: Literal["resnet"] = "resnet"
+    depth: Annotated[int, Field(ge=8)] = 20
+    width: Annotated[int, Field(ge=1)] = 16
+    skip: bool = True
+
+    @field_validator("depth")
+    @classmethod
+    def _depth(cls, v: int) -> int:
+        if (v - 2) % 6:
+            raise ValueError(f"resnet depth must be 6n+2 (8, 14, 20, 32, 44, 56, 110), got {v}")
+        return v
+
+
+ModelConfig = Annotated[MLPConfig | CNNConfig | ResNetConfig, Field(discriminator="name")]
+MODEL_CONFIGS: dict[str, type[_ModelBase]] = {
+    "mlp": MLPConfig,
+    "cnn": CNNConfig,
+    "resnet": ResNetConfig,
+}
+
+
+class OptimizerConfig(BaseModel):
+    """An optimizer by name plus its keyword arguments (checked when it is built, before any
+    training step)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = "sgd"
+    lr: Annotated[float, Field(gt=0)] = 0.1
+
+    def kwargs(self) -> dict[str, Any]:
+        """Every field except `name`."""
+        return {k: v for k, v in self.model_dump().items() if k != "name"}
+
+
+class ScheduleConfig(BaseModel):
+    """A learning-rate schedule by name (see `trainlab.schedules`) plus its arguments. The
+    optimizer's lr and the run's total step count fill the arguments the recipe leaves out."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = "constant"
+
+    def kwargs(self) -> dict[str, Any]:
+        """Every field except `name`."""
+        return {k: v for k, v in self.model_dump().items() if k != "name"}
+
+
+class TrainConfig(_Strict):
+    """The loop: epochs, loss, checkpoints, logging."""
+
+    epochs: Annotated[int, Field(ge=1)] = 3
+    loss: Literal["cross_entropy", "mse"] = "cross_entropy"
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    checkpoint_every: Annotated[int, Field(ge=1)] = 1
+    checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = None
+    log_every: Annotated[int, Field(ge=1)] = 50
+    channels_last: bool = True
+
+
+class Recipe(_Strict):
+    """Everything a run needs. The defaults are the built-in default recipe."""
+
+    name: str = "default"
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=CNNConfig)
+    optimizer: OptimizerConfig = Field(
+        default_factory=lambda: OptimizerConfig(
+            name="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4
+        )
+    )
+    schedule: ScheduleConfig = Field(
+        default_factory=lambda: ScheduleConfig(name="one_cycle", pct_start=0.25)
+    )
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    runs_dir: str = "runs"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_model_name(cls, raw: Any) -> Any:
+        """A model section without `name` refines the default CNN."""
+        if isinstance(raw, dict) and isinstance(raw.get("model"), dict):
+            raw = {**raw, "model": {"name": "cnn", **raw["model"]}}
+        return raw
+
+
+# ---------------------------------------------------------------- loading and errors
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key.path=value` overrides; values are parsed as YAML (`0.1`, `true`, `[1, 2]`)."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise RecipeError(f"--set expects key.path=value, got '{item}'")
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise RecipeError(f"--set {key}: '{part}' is a value, not a section")
+            node = child
+        node[leaf] = yaml.safe_load(text)
+    return raw
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate a recipe; with no path, the built-in default recipe."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError(f"recipe file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise RecipeError(f"{path}: not valid YAML ({_first_line(err)})") from None
+        if not isinstance(raw, dict):
+            raise RecipeError(
+                f"{path}: a recipe is a mapping of sections, got {type(raw).__name__}"
+            )
+    raw = apply_overrides(raw, overrides or [])
+    return validate_recipe(raw)
+
+
+def validate_recipe(raw: dict[str, Any]) -> Recipe:
+    """`Recipe.model_validate` with the first problem turned into one readable line."""
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as err:
+        raise RecipeError(describe_error(err.errors()[0])) from None
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe as YAML (every default written out)."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0]
+
+
+def describe_error(error: dict[str, Any]) -> str:
+    """One line for a pydantic error: the dotted field, the bad value, what was expected."""
+    loc = [str(p) for p in error["loc"] if str(p) not in MODEL_CONFIGS or p == error["loc"][-1]]
+    field = ".".join(loc) or "recipe"
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return f"recipe field {field}: unknown field{_closest_field(error['loc'])}"
+    if kind == "union_tag_invalid":
+        tag = value.get("name") if isinstance(value, dict) else value
+        return f"recipe field {field}.name: {closest_name_error('model', tag, MODEL_CONFIGS)}"
+    if kind == "value_error":
+        return f"recipe field {field}: {error['msg'].removeprefix('Value error, ')}"
+    return f"recipe field {field}: {error['msg']} (got {value!r})"
+
+
+def _closest_field(loc: tuple[Any, ...]) -> str:
+    """ " (did you mean 'x'?)" for an unknown key, searching the fields of its section."""
+    fields = _section_fields(loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), fields, n=1, cutoff=0.5)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f"; valid: {', '.join(fields)}" if fields else ""
+
+
+def _section_fields(loc: tuple[Any, ...]) -> list[str]:
+    cls: Any = Recipe
+    for part in loc:
+        if part in MODEL_CONFIGS:
+            cls = MODEL_CONFIGS[part]
+            continue
+        info = cls.model_fields.get(part)
+        if info is None:
+            return []
+        cls = info.default_factory() if info.default_factory else info.default
+        cls = type(cls)
+    return list(cls.model_fields)

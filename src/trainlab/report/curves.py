@@ -1,0 +1,38 @@
+"""Loss and accuracy curves of a run, from its metrics.jsonl records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def _series(records: list[dict], kind: str, x: str, y: str) -> tuple[list, list]:
+    rows = [r for r in records if r.get("kind") == kind and r.get(y) is not None]
+    return [r[x] for r in rows], [r[y] for r in rows]
+
+
+def plot_curves(records: list[dict], path: Path, title: str = "") -> Path:
+    """Save a PNG with two panels: loss against step (per-step and per-epoch train, validation)
+    and accuracy against step (train, validation), with the test result marked."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    loss_ax.plot(*_series(records, "step", "step", "loss"), alpha=0.4, label="train (steps)")
+    for ax, metric in ((loss_ax, "loss"), (acc_ax, "acc")):
+        ax.plot(*_series(records, "epoch", "step", f"train_{metric}"), "o-", label="train")
+        ax.plot(*_series(records, "epoch", "step", f"val_{metric}"), "s-", label="validation")
+        test = [
+            r for r in records if r.get("kind") == "test" and r.get(f"test_{metric}") is not None
+        ]
+        if test:
+            ax.axhline(test[-1][f"test_{metric}"], ls="--", c="k", lw=1, label="test")
+        ax.set_xlabel("step")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    loss_ax.set_yscale("log")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+    return path

@@ -1,0 +1,283 @@
+"""Run a recipe: build data, model, optimizer and schedule (all checked before any step),
+train in a run directory, evaluate on the test split once at the end, and resume runs."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import nn
+
+from trainlab import nn as zoo
+from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
+from trainlab.data import InMemoryLoader, TensorSplit, load_dataset, prepare_splits
+from trainlab.names import closest_name_error
+from trainlab.report import plot_curves
+from trainlab.schedules import SCHEDULES, get_schedule
+from trainlab.train import (
+    Interrupted,
+    NonFiniteLossError,
+    Position,
+    evaluate,
+    fit,
+    get_loss,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from trainlab.train.losses import LossFn
+from trainlab.train.metrics_log import MetricsLog, append_jsonl, read_jsonl, truncate_after
+from trainlab.train.progress import ProgressBar
+
+TORCH_OPTIMIZERS = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "nadam": torch.optim.NAdam,
+    "rmsprop": torch.optim.RMSprop,
+    "adagrad": torch.optim.Adagrad,
+    "adadelta": torch.optim.Adadelta,
+}
+
+
+class RunStopped(RuntimeError):
+    """A run that ended early (non-finite loss, Ctrl-C); one-line message, an exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Experiment:
+    """Everything a recipe builds before the first step."""
+
+    recipe: Recipe
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Callable[[int], float]
+    loader: InMemoryLoader
+    val: TensorSplit
+    test: TensorSplit
+    loss_fn: LossFn
+    data_source: str
+
+
+@dataclass
+class RunResult:
+    """What a finished run reports."""
+
+    run_dir: Path
+    test_loss: float
+    test_acc: float | None
+    train_seconds: float
+    epochs: int
+    history: list[dict]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "test_loss": self.test_loss,
+            "test_acc": self.test_acc,
+            "train_seconds": self.train_seconds,
+            "epochs": self.epochs,
+        }
+
+
+def build_model(recipe: Recipe, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
+    """The zoo model the recipe names, initialized from the recipe's seed."""
+    torch.manual_seed(recipe.seed)
+    options = recipe.model.model_dump(exclude={"name"})
+    return zoo.MODELS[recipe.model.name](input_shape, num_outputs, **options)
+
+
+def build_optimizer(name: str, kwargs: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+    """A torch.optim optimizer by lower-case name; a bad argument is one line naming it."""
+    if name not in TORCH_OPTIMIZERS:
+        err = closest_name_error("optimizer", name, TORCH_OPTIMIZERS)
+        raise RecipeError(f"recipe field optimizer.name: {err}")
+    cls = TORCH_OPTIMIZERS[name]
+    accepted = [p for p in inspect.signature(cls).parameters if p != "params"]
+    for key in kwargs:
+        if key not in accepted:
+            raise RecipeError(
+                f"recipe field optimizer.{key}: {name} has no argument '{key}'; "
+                f"accepted: {', '.join(accepted)}"
+            )
+    try:
+        return cls(model.parameters(), **kwargs)
+    except (ValueError, TypeError) as err:
+        raise RecipeError(f"recipe field optimizer: {err}") from None
+
+
+def build_schedule(
+    name: str, kwargs: dict[str, Any], lr: float, total_steps: int
+) -> Callable[[int], float]:
+    """`get_schedule(name, ...)`, filling its lr (`lr`, `max_lr`) and `total_steps` arguments
+    from the optimizer and the run length when the recipe leaves them out."""
+    if name not in SCHEDULES:
+        raise RecipeError(
+            f"recipe field schedule.name: {closest_name_error('schedule', name, SCHEDULES)}"
+        )
+    params = inspect.signature(SCHEDULES[name]).parameters
+    filled = {"lr": lr, "max_lr": lr, "total_steps": total_steps}
+    args = {k: v for k, v in filled.items() if k in params} | kwargs
+    try:
+        return get_schedule(name, **args)
+    except (ValueError, TypeError) as err:
+        raise RecipeError(f"recipe field schedule: {err}") from None
+
+
+def build(recipe: Recipe) -> Experiment:
+    """Load the data and build model, optimizer, schedule and loss; fail before training."""
+    data = recipe.data
+    bundle = load_dataset(data.name, seed=recipe.seed, **data.options)
+    train, val, test, _ = prepare_splits(
+        bundle, val_fraction=data.val_fraction, seed=recipe.seed,
+        stratify=data.stratify, normalize=data.normalize,
+    )  # fmt: skip
+    if data.batch_size > len(train):
+        n = len(train)
+        raise RecipeError(
+            f"recipe field data.batch_size: {data.batch_size} exceeds the {n} examples"
+        )
+    loader = InMemoryLoader(train, data.batch_size, seed=recipe.seed)
+    num_outputs = bundle.num_classes or int(train.y.shape[-1])
+    model = build_model(recipe, bundle.input_shape, num_outputs)
+    if recipe.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(recipe.optimizer.name, recipe.optimizer.kwargs(), model)
+    total = recipe.train.epochs * len(loader)
+    schedule = build_schedule(
+        recipe.schedule.name, recipe.schedule.kwargs(), recipe.optimizer.lr, total
+    )
+    loss_fn = get_loss(recipe.train.loss, recipe.train.label_smoothing)
+    return Experiment(recipe, model, optimizer, schedule, loader, val, test, loss_fn, bundle.source)
+
+
+def new_run_dir(recipe: Recipe) -> Path:
+    """`<runs_dir>/<timestamp>-<name>`, made unique."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(recipe.runs_dir) / f"{stamp}-{recipe.name}"
+    path, n = base, 1
+    while path.exists():
+        path, n = base.with_name(f"{base.name}-{n}"), n + 1
+    path.mkdir(parents=True)
+    return path
+
+
+@contextmanager
+def interrupt_on_signals() -> Iterator[threading.Event]:
+    """An Event set by the first Ctrl-C (or SIGTERM); a second Ctrl-C interrupts at once."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if event.is_set():
+            raise KeyboardInterrupt
+        event.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield event
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def train_recipe(
+    recipe: Recipe,
+    *,
+    quiet: bool = False,
+    console: Console | None = None,
+    run_dir: Path | None = None,
+) -> RunResult:
+    """Build everything, create the run directory and train from the start."""
+    exp = build(recipe)
+    run_dir = run_dir or new_run_dir(recipe)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    return _train(exp, run_dir, Position(), quiet, console)
+
+
+def resume_run(run_dir: Path, *, quiet: bool = False, console: Console | None = None) -> RunResult:
+    """Continue the run in `run_dir` from its last checkpoint (same recipe, same seed)."""
+    if not (run_dir / "recipe.yaml").is_file():
+        raise RecipeError(f"--resume {run_dir}: not a run directory (no recipe.yaml)")
+    if (run_dir / "result.json").is_file():
+        raise RecipeError(f"--resume {run_dir}: this run already finished (see result.json)")
+    exp = build(load_recipe(run_dir / "recipe.yaml"))
+    position = Position()
+    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is not None:
+        position, _ = load_checkpoint(checkpoint, exp.model, exp.optimizer)
+    truncate_after(run_dir / "metrics.jsonl", position.step)
+    return _train(exp, run_dir, position, quiet, console)
+
+
+def _train(
+    exp: Experiment, run_dir: Path, position: Position, quiet: bool, console: Console | None
+) -> RunResult:
+    cfg = exp.recipe.train
+    metrics = run_dir / "metrics.jsonl"
+    callbacks: list = [MetricsLog(metrics, cfg.log_every)]
+    if not quiet:
+        callbacks.append(ProgressBar(cfg.epochs, console))
+
+    def checkpoint(pos: Position) -> None:
+        save_checkpoint(run_dir / "checkpoints", exp.model, exp.optimizer, pos)
+
+    with interrupt_on_signals() as interrupt, _stopped_runs(run_dir):
+        position = fit(
+            exp.model, exp.loader, exp.optimizer, exp.loss_fn, epochs=cfg.epochs,
+            schedule=exp.schedule, val=exp.val, callbacks=callbacks, position=position,
+            checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
+            checkpoint_every_steps=cfg.checkpoint_every_steps, interrupt=interrupt,
+            eval_batch_size=exp.recipe.data.eval_batch_size, channels_last=cfg.channels_last,
+        )  # fmt: skip
+    return _finish(exp, run_dir, position)
+
+
+@contextmanager
+def _stopped_runs(run_dir: Path) -> Iterator[None]:
+    """Turn a non-finite loss or an interrupt into RunStopped naming what was kept."""
+    try:
+        yield
+    except NonFiniteLossError as err:
+        kept = latest_checkpoint(run_dir / "checkpoints") or "none yet"
+        raise RunStopped(f"{err}; last good checkpoint: {kept}", exit_code=3) from None
+    except Interrupted as err:
+        raise RunStopped(
+            f"{err}; checkpoint saved. Resume with: trainlab train --resume {run_dir}",
+            exit_code=130,
+        ) from None
+
+
+def _finish(exp: Experiment, run_dir: Path, position: Position) -> RunResult:
+    """The one evaluation on the test split, result.json and the curves PNG."""
+    test_loss, test_acc = evaluate(
+        exp.model, exp.test, exp.loss_fn, exp.recipe.data.eval_batch_size,
+        exp.recipe.train.channels_last,
+    )  # fmt: skip
+    result = RunResult(
+        run_dir, test_loss, test_acc, position.seconds, position.epoch, position.history
+    )
+    append_jsonl(
+        run_dir / "metrics.jsonl",
+        {"kind": "test", "step": position.step, "test_loss": test_loss, "test_acc": test_acc},
+    )
+    plot_curves(read_jsonl(run_dir / "metrics.jsonl"), run_dir / "curves.png", exp.recipe.name)
+    (run_dir / "result.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    return result

@@ -1,0 +1,127 @@
+"""`fit`: drive the step generator over epochs, validate, checkpoint, and call callbacks."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from trainlab.data import InMemoryLoader, TensorSplit
+from trainlab.train.callbacks import STOP, Callback
+from trainlab.train.loop import Schedule, epoch_steps, evaluate
+from trainlab.train.losses import LossFn
+from trainlab.train.records import EpochRecord, Position
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on request (Ctrl-C) after a checkpoint was written."""
+
+
+def fit(
+    model: nn.Module,
+    loader: InMemoryLoader,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    *,
+    epochs: int,
+    schedule: Schedule | None = None,
+    val: TensorSplit | None = None,
+    callbacks: Sequence[Callback] = (),
+    position: Position | None = None,
+    checkpoint: Callable[[Position], None] | None = None,
+    checkpoint_every: int = 1,
+    checkpoint_every_steps: int | None = None,
+    interrupt: threading.Event | None = None,
+    eval_batch_size: int = 1000,
+    channels_last: bool = False,
+) -> Position:
+    """Train for `epochs` epochs (continuing from `position` if given) and return where it ends.
+
+    Per epoch: the mean training loss/accuracy of the steps taken, then validation loss and
+    accuracy on `val` without gradients. `checkpoint(position)` is called every
+    `checkpoint_every` epochs and every `checkpoint_every_steps` steps; when `interrupt` is set
+    (e.g. by a Ctrl-C handler) a checkpoint is written after the current step and
+    `Interrupted` is raised. A callback returning STOP from `on_epoch_end` ends training."""
+    pos = position or Position()
+    schedule = schedule or (lambda _: optimizer.param_groups[0]["lr"])
+    for cb in callbacks:
+        cb.on_fit_start(epochs * len(loader), pos.step)
+    while pos.epoch < epochs:
+        started = time.perf_counter()
+        steps = epoch_steps(
+            model, loader, optimizer, loss_fn, schedule, epoch=pos.epoch,
+            start_batch=pos.batch, start_step=pos.step, channels_last=channels_last,
+        )  # fmt: skip
+        (loss_sum, correct), lr = _zero_sums(), schedule(max(pos.step - 1, 0))
+        for rec in steps:
+            loss_sum += rec.loss * rec.size
+            correct += rec.correct
+            pos.seen, pos.batch, pos.step, lr = pos.seen + rec.size, rec.batch + 1, rec.step, rec.lr
+            for cb in callbacks:
+                cb.on_step_end(rec)
+            stop_now = interrupt is not None and interrupt.is_set()
+            if checkpoint and (stop_now or _due(pos.step, checkpoint_every_steps)):
+                _flush(pos, loss_sum, correct, started)
+                (loss_sum, correct), started = _zero_sums(), time.perf_counter()
+                checkpoint(pos)
+            if stop_now:
+                raise Interrupted(f"interrupted at step {pos.step}")
+        _flush(pos, loss_sum, correct, started)
+        record = _end_epoch(pos, model, val, loss_fn, lr, eval_batch_size, channels_last, loader)
+        pos.history.append(record.as_dict())
+        pos.epoch, pos.batch, pos.loss_sum, pos.correct, pos.seen = pos.epoch + 1, 0, 0.0, 0, 0
+        signals = [cb.on_epoch_end(record) for cb in callbacks]
+        if checkpoint and (pos.epoch % checkpoint_every == 0 or pos.epoch == epochs):
+            checkpoint(pos)
+        if STOP in signals:
+            break
+    for cb in callbacks:
+        cb.on_fit_end(pos.history)
+    return pos
+
+
+def _zero_sums() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(()), torch.zeros((), dtype=torch.int64)
+
+
+def _due(step: int, every: int | None) -> bool:
+    return every is not None and step % every == 0
+
+
+def _flush(pos: Position, loss_sum: torch.Tensor, correct: torch.Tensor, started: float) -> None:
+    """Move the epoch's running tensor sums and wall time into `pos` (one sync)."""
+    pos.loss_sum += float(loss_sum)
+    pos.correct += int(correct)
+    pos.seconds += time.perf_counter() - started
+
+
+def _end_epoch(
+    pos: Position,
+    model: nn.Module,
+    val: TensorSplit | None,
+    loss_fn: LossFn,
+    lr: float,
+    eval_batch_size: int,
+    channels_last: bool,
+    loader: InMemoryLoader,
+) -> EpochRecord:
+    seen = max(pos.seen, 1)
+    classify = loader.split.y.dtype == torch.int64
+    val_loss, val_acc = None, None
+    if val is not None and len(val) > 0:
+        val_loss, val_acc = evaluate(model, val, loss_fn, eval_batch_size, channels_last)
+    epoch_seconds = pos.seconds - sum(h["seconds"] for h in pos.history)
+    return EpochRecord(
+        epoch=pos.epoch + 1,
+        step=pos.step,
+        train_loss=pos.loss_sum / seen,
+        train_acc=pos.correct / seen if classify else None,
+        val_loss=val_loss,
+        val_acc=val_acc,
+        lr=lr,
+        seconds=epoch_seconds,
+        samples_per_s=pos.seen / max(epoch_seconds, 1e-9),
+    )
