@@ -183,19 +183,17 @@ def load_cifar10(
     try:
         download_files(mirror or MIRROR, md5s or {ARCHIVE: ARCHIVE_MD5}, dest, timeout=timeout)
     except DownloadError as err:
+        retry = f"retry when {mirror or MIRROR} is reachable"
         raise DataNotFoundError(
-            f"{NAME} not found in {looked}, and {err}; to get it: {how_to_get()}"
+            f"{NAME} not found in {looked}, and {err}; to get it: {how_to_get(retry)}"
         ) from err
     batch_dir = _extract(dest / ARCHIVE)
     return _bundle(lambda b: (batch_dir / b).read_bytes(), str(batch_dir))
 
 
-def how_to_get() -> str:
+def how_to_get(download: str = f"allow download=True (from {MIRROR}{ARCHIVE})") -> str:
     """One-line advice on getting CIFAR-10."""
-    return (
-        f"put {ARCHIVE} or its {BATCH_DIR}/ in $TRAINLAB_DATA/{NAME}/, "
-        f"or allow download=True (from {MIRROR}{ARCHIVE})"
-    )
+    return f"put {ARCHIVE} or its {BATCH_DIR}/ in $TRAINLAB_DATA/{NAME}/, or {download}"
 
 
 def cifar10_info(root: str | Path | None = None) -> dict:

@@ -10,6 +10,7 @@ atomic on POSIX), so a failed or corrupt download leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -108,6 +109,7 @@ def download_files(
     If one file fails, the files this call already wrote are removed again, so the cache holds
     either a complete set or what it held before.
     """
+    created = _missing_dirs(dest_dir)
     written: list[Path] = []
     try:
         for filename, md5 in md5s.items():
@@ -118,4 +120,16 @@ def download_files(
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
+        for directory in created:  # deepest first; only directories this call made
+            with contextlib.suppress(OSError):
+                directory.rmdir()
         raise
+
+
+def _missing_dirs(directory: Path) -> list[Path]:
+    """`directory` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not directory.exists() and directory != directory.parent:
+        missing.append(directory)
+        directory = directory.parent
+    return missing

@@ -98,13 +98,10 @@ def locate(spec: IdxDataset, root: str | Path | None = None) -> Path | None:
     return None
 
 
-def how_to_get(spec: IdxDataset) -> str:
+def how_to_get(spec: IdxDataset, download: str = "allow download=True") -> str:
     """One-line advice on getting the files, for error messages and `dataset_info`."""
     ways = [f"apt-get install {spec.apt_package}"] if spec.apt_package else []
-    ways += [
-        f"put the 4 IDX files in $TRAINLAB_DATA/{spec.name}/",
-        f"or allow download=True (from {spec.mirror})",
-    ]
+    ways += [f"put the 4 IDX .gz files in $TRAINLAB_DATA/{spec.name}/", f"or {download}"]
     return ", ".join(ways)
 
 
@@ -162,8 +159,9 @@ def load_idx_dataset(
     try:
         download_files(mirror or spec.mirror, md5s or spec.md5s, dest, timeout=timeout)
     except DownloadError as err:
+        retry = f"retry when {mirror or spec.mirror} is reachable"
         raise DataNotFoundError(
-            f"{spec.name} not found in {looked}, and {err}; to get it: {how_to_get(spec)}"
+            f"{spec.name} not found in {looked}, and {err}; to get it: {how_to_get(spec, retry)}"
         ) from err
     return _read_directory(spec, dest)
 
