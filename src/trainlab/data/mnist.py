@@ -84,10 +84,13 @@ def _find_file(directory: Path, stem: str) -> Path | None:
 
 def find_idx_files(directory: Path) -> dict[str, Path] | None:
     """The four IDX files in `directory`, or None unless all four are there."""
-    found = {stem: _find_file(directory, stem) for stem in IDX_FILES}
-    if any(path is None for path in found.values()):
-        return None
-    return found  # type: ignore[return-value]
+    found = {}
+    for stem in IDX_FILES:
+        path = _find_file(directory, stem)
+        if path is None:
+            return None
+        found[stem] = path
+    return found
 
 
 def locate(spec: IdxDataset, root: str | Path | None = None) -> Path | None:
@@ -101,7 +104,7 @@ def locate(spec: IdxDataset, root: str | Path | None = None) -> Path | None:
 def how_to_get(spec: IdxDataset, download: str = "allow download=True") -> str:
     """One-line advice on getting the files, for error messages and `dataset_info`."""
     ways = [f"apt-get install {spec.apt_package}"] if spec.apt_package else []
-    ways += [f"put the 4 IDX .gz files in $TRAINLAB_DATA/{spec.name}/", f"or {download}"]
+    ways += [f"put the 4 IDX files in $TRAINLAB_DATA/{spec.name}/", f"or {download}"]
     return ", ".join(ways)
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cifar, generated, mnist, small
+from . import cifar, fetch, generated, mnist, small
 from .bundle import DataBundle
 from .errors import UnknownDatasetError
 
@@ -27,7 +27,7 @@ class _Entry:
     source: str = "generated"  # for sets that are not looked up on disk
 
 
-_DOWNLOAD_OPTIONS = {"mirror": None, "md5s": None, "timeout": 60.0}
+_DOWNLOAD_OPTIONS = {"mirror": None, "md5s": None, "timeout": fetch.DEFAULT_TIMEOUT}
 
 
 def _idx(spec: mnist.IdxDataset) -> _Entry:
