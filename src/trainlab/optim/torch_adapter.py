@@ -48,6 +48,7 @@ class Optimizer(torch.optim.Optimizer):
     ) -> None:
         self._states: list[State] = []
         self._lr_seen: list[float | None] = []
+        self._scheduled: list[bool] = []  # group's lr comes from a schedule
         super().__init__(params, {"transform": transform})
 
     # ------------------------------------------------------------ groups and the lr
@@ -76,6 +77,7 @@ class Optimizer(torch.optim.Optimizer):
                 lr_states[0].lr.fill_(float(user_lr))
             group["lr"] = float(lr_states[0].lr)
         self._lr_seen.append(group.get("lr"))
+        self._scheduled.append(bool(lr_states) and isinstance(lr_states[0], ScheduledLrState))
 
     def _lr_states(self, i: int) -> list[LrState | ScheduledLrState]:
         found = find_states(self._states[i], LrState) + find_states(
@@ -103,10 +105,8 @@ class Optimizer(torch.optim.Optimizer):
 
     def _sync_lr_out(self, i: int) -> None:
         """After a step: show a scheduled rate in group["lr"]."""
-        if self._lr_seen[i] is None:
-            return
-        (lr_state,) = self._lr_states(i)
-        if isinstance(lr_state, ScheduledLrState):
+        if self._scheduled[i]:
+            (lr_state,) = self._lr_states(i)
             self.param_groups[i]["lr"] = self._lr_seen[i] = float(lr_state.lr)
 
     # ------------------------------------------------------------ the step

@@ -1,0 +1,114 @@
+"""Optimizer step time: trainlab.optim aliases vs torch.optim (fused / foreach / for-loop).
+
+Protocol: float32 CPU parameter lists shaped like ResNet-20 (59 tensors, 0.27M parameters) and
+like a ~10M-parameter CNN; gradients are fixed random tensors set once. For each optimizer
+(SGD momentum 0.9, Adam, AdamW wd=1e-2) every implementation is warmed up, then timed in
+interleaved repetitions (impl A, B, C, D, A, B, ...), each repetition the mean of a block of
+``step()`` calls; we print the median over repetitions and the ratio to torch's fused step
+measured in the same run. Our step is ``trainlab.optim.Optimizer(params, alias).step()`` — the
+full adapter path a training loop uses (fast backend: one fused foreach pass per alias).
+Machine noise is large on a shared 2-core box: read the ratios, not the microseconds.
+
+Run: ``python bench/optim_step.py [--reps 15]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+import trainlab.optim as to
+
+
+def resnet20_shapes() -> list[tuple[int, ...]]:
+    """CIFAR ResNet-20 (He et al. 2016, option-A shortcuts): 59 tensors, 0.27M parameters."""
+    shapes: list[tuple[int, ...]] = [(16, 3, 3, 3), (16,), (16,)]
+    cin = 16
+    for c in (16, 32, 64):
+        for _ in range(3):
+            shapes += [(c, cin, 3, 3), (c,), (c,), (c, c, 3, 3), (c,), (c,)]
+            cin = c
+    return shapes + [(10, 64), (10,)]
+
+
+def cnn10m_shapes() -> list[tuple[int, ...]]:
+    """A VGG-like stack of ~9.7M parameters in 28 tensors (conv weights + BN pairs + head)."""
+    shapes: list[tuple[int, ...]] = []
+    cin = 3
+    for c in (64, 128, 256, 256, 512, 512, 512, 512):
+        shapes += [(c, cin, 3, 3), (c,), (c,)]
+        cin = c
+    return shapes + [(1000, 512), (1000,), (10, 1000), (10,)]
+
+
+def make_params(shapes: list[tuple[int, ...]]) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g) * 1e-3
+    return params
+
+
+OPTIMIZERS: dict[str, tuple[Callable[..., to.Transform], type, dict]] = {
+    "sgd-momentum": (to.sgd, torch.optim.SGD, dict(lr=0.01, momentum=0.9)),
+    "adam": (to.adam, torch.optim.Adam, dict(lr=1e-3)),
+    "adamw": (to.adamw, torch.optim.AdamW, dict(lr=1e-3, weight_decay=1e-2)),
+}
+
+
+def build(shapes, name: str) -> dict[str, torch.optim.Optimizer]:
+    ours, cls, kw = OPTIMIZERS[name]
+    impls = {}
+    for impl in ("torch-fused", "torch-foreach", "torch-forloop", "trainlab"):
+        params = make_params(shapes)
+        if impl == "trainlab":
+            impls[impl] = to.Optimizer(params, ours(**kw))
+        else:
+            flags = {"torch-fused": dict(fused=True), "torch-foreach": dict(foreach=True)}
+            impls[impl] = cls(params, **kw, **flags.get(impl, dict(foreach=False)))
+    return impls
+
+
+def bench(shapes, name: str, reps: int, block: int) -> dict[str, float]:
+    impls = build(shapes, name)
+    for opt in impls.values():
+        for _ in range(3):
+            opt.step()
+    times: dict[str, list[float]] = {k: [] for k in impls}
+    for _ in range(reps):
+        for k, opt in impls.items():
+            t0 = time.perf_counter()
+            for _ in range(block):
+                opt.step()
+            times[k].append((time.perf_counter() - t0) / block)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=15)
+    args = parser.parse_args()
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}"
+    )
+    for label, shapes, block in [
+        ("resnet20", resnet20_shapes(), 20),
+        ("cnn10m", cnn10m_shapes(), 3),
+    ]:
+        n = sum(torch.Size(s).numel() for s in shapes)
+        print(f"\n{label}: {len(shapes)} tensors, {n / 1e6:.2f}M params (median of {args.reps})")
+        for name in OPTIMIZERS:
+            med = bench(shapes, name, args.reps, block)
+            base = med["torch-fused"]
+            cells = "  ".join(f"{k} {v * 1e6:8.0f}us {v / base:5.2f}x" for k, v in med.items())
+            print(f"  {name:13s} {cells}")
+
+
+if __name__ == "__main__":
+    main()
