@@ -7,13 +7,16 @@ training set when it is installed, else uniform random tensors of that shape. Th
 defaults (no workers). Each loader runs one untimed warm-up epoch, then REPS timed epochs,
 interleaved (ours, theirs, ours, ...; the first of each pair alternates) so drift in machine
 load hits both; we report medians, mean +- std, and the ratio of medians (ours / DataLoader;
-below 1 means ours is faster). Batches are only produced, not consumed by a model.
+below 1 means ours is faster). Batches are only produced, not consumed by a model. The
+machine's 1-minute load average is printed before and after, since a shared machine's load
+changes what both loaders cost.
 Run: .venv/bin/python bench/loader.py [--reps N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -54,6 +57,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=11, help="timed epochs per loader")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     x, y, what = fashion_like()
     ours = InMemoryLoader(TensorSplit(x, y), BATCH, shuffle=True, seed=0)
     torch.manual_seed(0)
@@ -79,7 +83,8 @@ def main() -> None:
         f"protocol: {args.reps} interleaved timed epochs per loader after 1 warm-up; "
         f"batch {BATCH}, shuffle; x {tuple(x.shape)} float32 ({what}); torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; Python {platform.python_version()}, "
-        f"{platform.machine()}"
+        f"{platform.machine()}, {os.cpu_count()} CPUs; load average "
+        f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
     )
 
 

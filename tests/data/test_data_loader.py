@@ -128,3 +128,16 @@ def test_every_sample_seen_at_most_once_and_all_without_drop_last(
     ids = sample_ids(loader.epoch(epoch))
     assert len(ids) == len(set(ids)) == (n // batch_size * batch_size if drop_last else n)
     assert all(0 <= i < n for i in ids)
+
+
+def test_numpy_fast_path_equals_index_select_path() -> None:
+    split = indexed_split(301)
+    fast = InMemoryLoader(split, 32, seed=9)
+    as_bf16 = TensorSplit(split.x.to(torch.bfloat16), split.y)  # numpy has no bfloat16
+    reference = InMemoryLoader(as_bf16, 32, seed=9)
+    assert fast._numpy is not None and reference._numpy is None
+    for (xa, ya), (xb, yb) in zip(fast.epoch(4), reference.epoch(4), strict=True):
+        assert torch.equal(ya, yb) and torch.equal(xa.to(torch.bfloat16), xb)
+        assert xa.dtype == torch.float32 and ya.dtype == torch.int64 and xa.is_contiguous()
+    order = reference.order(4)
+    assert torch.equal(next(iter(fast.epoch(4)))[1], split.y.index_select(0, order[:32]))
