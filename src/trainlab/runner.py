@@ -20,7 +20,13 @@ from torch import nn
 
 from trainlab import nn as zoo
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
-from trainlab.data import InMemoryLoader, TensorSplit, load_dataset, prepare_splits
+from trainlab.data import (
+    InMemoryLoader,
+    TensorSplit,
+    UnknownDatasetError,
+    load_dataset,
+    prepare_splits,
+)
 from trainlab.names import closest_name_error
 from trainlab.report import plot_curves
 from trainlab.schedules import SCHEDULES, get_schedule
@@ -141,7 +147,12 @@ def build_schedule(
 def build(recipe: Recipe) -> Experiment:
     """Load the data and build model, optimizer, schedule and loss; fail before training."""
     data = recipe.data
-    bundle = load_dataset(data.name, seed=recipe.seed, **data.options)
+    try:
+        bundle = load_dataset(data.name, seed=recipe.seed, **data.options)
+    except UnknownDatasetError:
+        raise
+    except ValueError as err:
+        raise RecipeError(f"recipe field data.options: {err}") from None
     train, val, test, _ = prepare_splits(
         bundle, val_fraction=data.val_fraction, seed=recipe.seed,
         stratify=data.stratify, normalize=data.normalize,

@@ -55,17 +55,20 @@ def fit(
             model, loader, optimizer, loss_fn, schedule, epoch=pos.epoch,
             start_batch=pos.batch, start_step=pos.step, channels_last=channels_last,
         )  # fmt: skip
-        (loss_sum, correct), lr = _zero_sums(), schedule(max(pos.step - 1, 0))
+        lr = schedule(max(pos.step - 1, 0))
+        # Running sums continue from `pos` in float64, so a resumed epoch adds the same terms
+        # in the same order as an uninterrupted one.
+        loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float64)
+        correct = torch.tensor(pos.correct, dtype=torch.int64)
         for rec in steps:
-            loss_sum += rec.loss * rec.size
+            loss_sum.add_(rec.loss, alpha=rec.size)
             correct += rec.correct
             pos.seen, pos.batch, pos.step, lr = pos.seen + rec.size, rec.batch + 1, rec.step, rec.lr
             for cb in callbacks:
                 cb.on_step_end(rec)
             stop_now = interrupt is not None and interrupt.is_set()
             if checkpoint and (stop_now or _due(pos.step, checkpoint_every_steps)):
-                _flush(pos, loss_sum, correct, started)
-                (loss_sum, correct), started = _zero_sums(), time.perf_counter()
+                started = _flush(pos, loss_sum, correct, started)
                 checkpoint(pos)
             if stop_now:
                 raise Interrupted(f"interrupted at step {pos.step}")
@@ -83,19 +86,17 @@ def fit(
     return pos
 
 
-def _zero_sums() -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.zeros(()), torch.zeros((), dtype=torch.int64)
-
-
 def _due(step: int, every: int | None) -> bool:
     return every is not None and step % every == 0
 
 
-def _flush(pos: Position, loss_sum: torch.Tensor, correct: torch.Tensor, started: float) -> None:
-    """Move the epoch's running tensor sums and wall time into `pos` (one sync)."""
-    pos.loss_sum += float(loss_sum)
-    pos.correct += int(correct)
-    pos.seconds += time.perf_counter() - started
+def _flush(pos: Position, loss_sum: torch.Tensor, correct: torch.Tensor, started: float) -> float:
+    """Copy the epoch's running sums into `pos` and add the wall time since `started`;
+    return the new start time."""
+    now = time.perf_counter()
+    pos.loss_sum, pos.correct = float(loss_sum), int(correct)
+    pos.seconds += now - started
+    return now
 
 
 def _end_epoch(

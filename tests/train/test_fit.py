@@ -1,0 +1,95 @@
+"""The loop: metrics equal a hand-written loop, NaN stops before the bad step, callbacks stop."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainlab.data import InMemoryLoader, TensorSplit
+from trainlab.nn import mlp
+from trainlab.train import STOP, Hooks, NonFiniteLossError, evaluate, fit
+
+
+def blobs(n=200, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = torch.randn(n, 4, generator=g) + 2.0 * F.one_hot(y, 4).float()
+    return TensorSplit(x, y)
+
+
+def test_fit_matches_a_plain_pytorch_loop():
+    split, val = blobs(), blobs(60, seed=1)
+    torch.manual_seed(0)
+    model = mlp((4,), 3, widths=(16,))
+    reference = mlp((4,), 3, widths=(16,))
+    reference.load_state_dict(model.state_dict())
+    loader = InMemoryLoader(split, 32, seed=5)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    pos = fit(model, loader, opt, F.cross_entropy, epochs=2, val=val)
+
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    for epoch in range(2):
+        total, correct = 0.0, 0
+        for x, y in loader.epoch(epoch):
+            out = reference(x)
+            loss = F.cross_entropy(out, y)
+            ref_opt.zero_grad()
+            loss.backward()
+            ref_opt.step()
+            total += loss.item() * len(y)
+            correct += (out.argmax(1) == y).sum().item()
+        record = pos.history[epoch]
+        assert record["train_loss"] == pytest.approx(total / len(split), rel=1e-6)
+        assert record["train_acc"] == correct / len(split)
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    val_loss = F.cross_entropy(reference(val.x), val.y).item()
+    assert pos.history[-1]["val_loss"] == pytest.approx(val_loss, rel=1e-6)
+    assert pos.step == 2 * math.ceil(200 / 32)
+
+
+def test_schedule_sets_lr_for_each_step():
+    seen = []
+
+    class Record(Hooks):
+        def on_step_end(self, record):
+            seen.append(record.lr)
+
+    model = mlp((4,), 3, widths=(8,))
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    fit(model, InMemoryLoader(blobs(), 50), opt, F.cross_entropy, epochs=1,
+        schedule=lambda t: 0.1 / (t + 1), callbacks=[Record()])  # fmt: skip
+    assert seen == [0.1, 0.05, 0.1 / 3, 0.025]
+
+
+def test_non_finite_loss_raises_before_the_step_is_applied():
+    model = mlp((4,), 3, widths=(8,))
+    opt = torch.optim.SGD(model.parameters(), lr=1e12)
+    with pytest.raises(NonFiniteLossError, match="loss became (nan|inf) at step") as info:
+        fit(model, InMemoryLoader(blobs(), 20, seed=0), opt, F.cross_entropy, epochs=50)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert info.value.step >= 2
+
+
+def test_callback_stop_signal_ends_training_after_that_epoch():
+    class StopAtTwo(Hooks):
+        def on_epoch_end(self, record):
+            return STOP if record.epoch == 2 else None
+
+    model = mlp((4,), 3, widths=(8,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    pos = fit(model, InMemoryLoader(blobs(), 50), opt, F.cross_entropy, epochs=10, callbacks=[StopAtTwo()])
+    assert len(pos.history) == 2
+
+
+def test_evaluate_restores_train_mode_and_uses_no_grad():
+    model = mlp((4,), 3, widths=(8,), dropout=0.5).train()
+    split = blobs()
+    loss, acc = evaluate(model, split, F.cross_entropy, batch_size=64)
+    assert model.training
+    with torch.no_grad():
+        model.eval()
+        expected = F.cross_entropy(model(split.x), split.y).item()
+    assert loss == pytest.approx(expected, rel=1e-6)
+    assert 0.0 <= acc <= 1.0
