@@ -23,6 +23,7 @@ Hyperparameters may be floats or schedules of the 0-indexed step (counted by ``r
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -312,4 +313,11 @@ def get_policy(name: str, **kwargs: Any) -> SamPolicy:
         near = difflib.get_close_matches(name, list(POLICIES), n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
         raise ValueError(f"SAM policy {name!r} is not one of {sorted(POLICIES)}{hint}")
-    return POLICIES[name](**kwargs)
+    make = POLICIES[name]
+    accepted = list(inspect.signature(make).parameters)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"SAM policy {name!r}: unknown argument {unknown[0]!r}; accepts {accepted}"
+        )
+    return make(**kwargs)
