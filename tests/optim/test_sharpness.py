@@ -441,3 +441,12 @@ def test_ddp_first_pass_skips_gradient_sync(policy: str) -> None:
     for a, b in zip(ddp.module.parameters(), plain.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=0)
     torch.testing.assert_close(ddp.module[1].running_mean, plain[1].running_mean)
+
+
+def test_grad_scaler_with_ao_sam_unscales_once_on_one_pass_steps() -> None:
+    scales = [1.0, 1.0, 4.0, 0.3, 0.3, 5.0, 0.2, 6.0]
+    want, runs = hand_ao(scales, 0.05, 0.2, 0.1, c=0.5, decay=0.8)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    run = Run(sgd(0.05), ao_sam_policy(rho=0.2, eta=0.1, c=0.5, decay=0.8), scaler=scaler)
+    assert rel(run.steps(len(scales), scales, scaler=scaler), want) <= 1e-12
+    assert run.two_pass == runs and False in runs

@@ -102,6 +102,8 @@ class SAM(torch.optim.Optimizer):
     descend with the first gradient. ``scaler`` is a ``torch.amp.GradScaler`` driven by `step`
     (see the module docstring). ``max_grad_norm`` clips the descent gradient by global norm, as
     ``torch.nn.utils.clip_grad_norm_``, after unscaling and never in the perturbation pass.
+    After each step, ``last_two_pass`` tells whether it evaluated a second gradient (AO-SAM's
+    gate may skip it).
     """
 
     def __init__(
