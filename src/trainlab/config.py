@@ -131,7 +131,7 @@ class ScheduleConfig(BaseModel):
 class TrainConfig(_Strict):
     """The loop: epochs, loss, checkpoints, logging."""
 
-    epochs: Annotated[int, Field(ge=1)] = 3
+    epochs: Annotated[int, Field(ge=1)] = 4
     loss: Literal["cross_entropy", "mse"] = "cross_entropy"
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     checkpoint_every: Annotated[int, Field(ge=1)] = 1

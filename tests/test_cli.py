@@ -1,0 +1,75 @@
+"""The `trainlab` command, in process: listings, a small real run, one-line errors."""
+
+import json
+
+import pytest
+
+from trainlab.cli import main
+from trainlab.data import DATASETS
+
+SMALL = ["--set", "data.name=digits", "--set", "model.name=mlp", "--set", "model.widths=[32]",
+         "--set", "optimizer.lr=0.05", "--set", "schedule.name=constant", "--set", "train.epochs=2",
+         "--set", "data.normalize=per_feature", "--set", "data.batch_size=16"]  # fmt: skip
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_recipes_lists_the_bundled_examples(capsys):
+    code, out, _ = run(capsys, "recipes")
+    assert code == 0 and "default" in out and "mlp" in out
+
+
+def test_data_list_shows_every_dataset(capsys):
+    code, out, _ = run(capsys, "data", "list")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == list(DATASETS)
+
+
+def test_data_info_is_json_with_shapes(capsys):
+    code, out, _ = run(capsys, "data", "info", "digits")
+    info = json.loads(out)
+    assert code == 0 and info["input_shape"] == [1, 8, 8] and info["num_classes"] == 10
+
+
+def test_train_small_recipe_writes_a_complete_run_dir(capsys, tmp_path):
+    code, out, _ = run(capsys, "train", *SMALL, "--set", f"runs_dir={tmp_path}", "--json")
+    assert code == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["epochs"] == 2 and result["test_acc"] > 0.85
+    (run_dir,) = tmp_path.iterdir()
+    for name in ("recipe.yaml", "metrics.jsonl", "curves.png", "result.json", "checkpoints/LATEST"):
+        assert (run_dir / name).exists(), name
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r["kind"] == "epoch"] == [1, 2]
+    assert records[-1]["kind"] == "test" and records[-1]["test_acc"] == result["test_acc"]
+
+
+def test_last_line_reports_test_accuracy(capsys, tmp_path):
+    code, out, _ = run(capsys, "train", *SMALL, "--set", f"runs_dir={tmp_path}", "--quiet")
+    assert code == 0 and out.strip().splitlines()[-1].startswith("test accuracy ")
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("optimizer.momentun=0.9", "optimizer.momentun: sgd has no argument 'momentun'"),
+        ("optimizer.name=adma", "unknown optimizer 'adma' (did you mean 'adam'?)"),
+        ("schedule.name=cosin", "unknown schedule 'cosin'"),
+        ("data.batch_sise=3", "data.batch_sise: unknown field (did you mean 'batch_size'?)"),
+        ("data.options={n: 3}", "recipe field data.options"),
+    ],
+)
+def test_bad_input_is_one_line_and_nothing_runs(capsys, tmp_path, override, expected):
+    code, out, err = run(capsys, "train", *SMALL, "--set", f"runs_dir={tmp_path}", "--set", override)
+    assert code == 1 and expected in err
+    assert len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir()), "a run directory was created for a bad recipe"
+
+
+def test_resume_of_a_non_run_directory_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--resume", str(tmp_path))
+    assert code == 1 and "not a run directory" in err
