@@ -11,8 +11,10 @@ FMNIST := /usr/share/datasets/fashion-mnist
 run: setup data
 	$(VENV)/bin/trainlab train
 
+# pytest exits 5 when it collects no test; say so rather than fail quietly.
 test: setup data
-	$(PY) -m pytest
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
 
 setup: $(STAMP)
 

@@ -56,23 +56,21 @@ def fit(
             start_batch=pos.batch, start_step=pos.step, channels_last=channels_last,
         )  # fmt: skip
         lr = schedule(max(pos.step - 1, 0))
-        # Running sums continue from `pos` in float64, so a resumed epoch adds the same terms
-        # in the same order as an uninterrupted one.
-        loss_sum = torch.tensor(pos.loss_sum, dtype=torch.float64)
-        correct = torch.tensor(pos.correct, dtype=torch.int64)
         for rec in steps:
-            loss_sum.add_(rec.loss, alpha=rec.size)
-            correct += rec.correct
+            # The epoch's running sums live in `pos`, so a resumed epoch adds the same terms
+            # in the same order as an uninterrupted one.
+            pos.loss_sum += rec.loss * rec.size
+            pos.correct += rec.correct
             pos.seen, pos.batch, pos.step, lr = pos.seen + rec.size, rec.batch + 1, rec.step, rec.lr
             for cb in callbacks:
                 cb.on_step_end(rec)
             stop_now = interrupt is not None and interrupt.is_set()
             if checkpoint and (stop_now or _due(pos.step, checkpoint_every_steps)):
-                started = _flush(pos, loss_sum, correct, started)
+                started = _add_seconds(pos, started)
                 checkpoint(pos)
             if stop_now:
                 raise Interrupted(f"interrupted at step {pos.step}")
-        _flush(pos, loss_sum, correct, started)
+        _add_seconds(pos, started)
         record = _end_epoch(pos, model, val, loss_fn, lr, eval_batch_size, channels_last, loader)
         pos.history.append(record.as_dict())
         pos.epoch, pos.batch, pos.loss_sum, pos.correct, pos.seen = pos.epoch + 1, 0, 0.0, 0, 0
@@ -90,11 +88,9 @@ def _due(step: int, every: int | None) -> bool:
     return every is not None and step % every == 0
 
 
-def _flush(pos: Position, loss_sum: torch.Tensor, correct: torch.Tensor, started: float) -> float:
-    """Copy the epoch's running sums into `pos` and add the wall time since `started`;
-    return the new start time."""
+def _add_seconds(pos: Position, started: float) -> float:
+    """Add the wall time since `started` to `pos`; return the new start time."""
     now = time.perf_counter()
-    pos.loss_sum, pos.correct = float(loss_sum), int(correct)
     pos.seconds += now - started
     return now
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import torch
@@ -63,15 +64,15 @@ def epoch_steps(
             group["lr"] = lr
         outputs = model(_as_input(x, channels_last))
         loss = loss_fn(outputs, y)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(loss.item(), epoch, batch, step + 1)
+        value = loss.item()  # one host read per step: the NaN check and the running sums
+        if not math.isfinite(value):
+            raise NonFiniteLossError(value, epoch, batch, step + 1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         step += 1
-        with torch.no_grad():
-            correct = count_correct(outputs, y)
-        yield StepRecord(epoch, batch, step, loss.detach(), correct, len(y), lr)
+        correct = int(count_correct(outputs.detach(), y))
+        yield StepRecord(epoch, batch, step, value, correct, len(y), lr)
 
 
 @torch.inference_mode()

@@ -42,7 +42,7 @@ class MetricsLog(Hooks):
     def on_step_end(self, record: StepRecord) -> None:
         if record.step % self.every == 0:
             line = {"kind": "step", "step": record.step, "epoch": record.epoch + 1,
-                    "loss": float(record.loss), "lr": record.lr}  # fmt: skip
+                    "loss": record.loss, "lr": record.lr}  # fmt: skip
             self._write(line)
 
     def on_epoch_end(self, record: EpochRecord) -> Signal:

@@ -44,6 +44,7 @@ class ProgressBar(Hooks):
             console=self.console,
             auto_refresh=False,
             transient=False,
+            disable=not self.console.is_terminal,  # logs get the per-epoch lines only
         )
         self.task = None
         self._last, self._seen, self._t0 = 0.0, 0, 0.0
@@ -61,7 +62,7 @@ class ProgressBar(Hooks):
         now = time.perf_counter()
         if now - self._last < self.interval:
             return
-        acc = float(record.correct) / record.size
+        acc = record.correct / record.size
         rate = self._seen / max(now - self._t0, 1e-9)
         self.progress.update(
             self.task, completed=record.step, epoch=record.epoch + 1, loss=f"{record.loss:.4f}",

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-
 
 @dataclass(frozen=True, slots=True)
 class StepRecord:
-    """One optimizer step. `loss` and `correct` are 0-dim tensors (no sync until read)."""
+    """One optimizer step: its mean loss, number of correct predictions and batch size."""
 
     epoch: int  # 0-based
     batch: int  # 0-based index within the epoch
     step: int  # global count of steps taken, 1 after the first step
-    loss: torch.Tensor
-    correct: torch.Tensor
+    loss: float
+    correct: int
     size: int
     lr: float
 
