@@ -56,7 +56,10 @@ def test_last_line_reports_test_accuracy(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("optimizer.momentun=0.9", "optimizer.momentun: sgd has no argument 'momentun'"),
+        (
+            "optimizer.momentun=0.9",
+            "optimizer.momentun: sgd has no argument 'momentun' (did you mean 'momentum'?)",
+        ),
         ("optimizer.name=adma", "unknown optimizer 'adma' (did you mean 'adam'?)"),
         ("schedule.name=cosin", "unknown schedule 'cosin'"),
         ("data.batch_sise=3", "data.batch_sise: unknown field (did you mean 'batch_size'?)"),
@@ -64,7 +67,9 @@ def test_last_line_reports_test_accuracy(capsys, tmp_path):
     ],
 )
 def test_bad_input_is_one_line_and_nothing_runs(capsys, tmp_path, override, expected):
-    code, out, err = run(capsys, "train", *SMALL, "--set", f"runs_dir={tmp_path}", "--set", override)
+    code, out, err = run(
+        capsys, "train", *SMALL, "--set", f"runs_dir={tmp_path}", "--set", override
+    )
     assert code == 1 and expected in err
     assert len(err.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir()), "a run directory was created for a bad recipe"

@@ -22,13 +22,22 @@ def test_default_recipe_is_small_bn_cnn_on_fashion_mnist():
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ({"model": {"name": "mlp", "widhts": [3]}}, "model.widhts: unknown field (did you mean 'widths'?)"),
+        (
+            {"model": {"name": "mlp", "widhts": [3]}},
+            "model.widhts: unknown field (did you mean 'widths'?)",
+        ),
         ({"optimzer": {}}, "optimzer: unknown field (did you mean 'optimizer'?)"),
         ({"model": {"name": "cnnn"}}, "unknown model 'cnnn' (did you mean 'cnn'?)"),
-        ({"data": {"name": "fashion"}}, "unknown dataset 'fashion' (did you mean 'fashion_mnist'?)"),
+        (
+            {"data": {"name": "fashion"}},
+            "unknown dataset 'fashion' (did you mean 'fashion_mnist'?)",
+        ),
         ({"model": {"activation": "rleu"}}, "unknown activation 'rleu' (did you mean 'relu'?)"),
         ({"train": {"epochs": "many"}}, "train.epochs: Input should be a valid integer"),
-        ({"data": {"batch_size": 0}}, "data.batch_size: Input should be greater than or equal to 1"),
+        (
+            {"data": {"batch_size": 0}},
+            "data.batch_size: Input should be greater than or equal to 1",
+        ),
         ({"model": {"name": "resnet", "depth": 21}}, "depth must be 6n+2"),
         ({"optimizer": {"lr": -0.1}}, "optimizer.lr: Input should be greater than 0"),
     ],
@@ -42,8 +51,14 @@ def test_wrong_type_names_the_value():
 
 
 def test_overrides_parse_yaml_values_and_create_sections():
-    raw = apply_overrides({}, ["optimizer.lr=0.05", "model.widths=[8, 4]", "train.channels_last=false"])
-    assert raw == {"optimizer": {"lr": 0.05}, "model": {"widths": [8, 4]}, "train": {"channels_last": False}}
+    raw = apply_overrides(
+        {}, ["optimizer.lr=0.05", "model.widths=[8, 4]", "train.channels_last=false"]
+    )
+    assert raw == {
+        "optimizer": {"lr": 0.05},
+        "model": {"widths": [8, 4]},
+        "train": {"channels_last": False},
+    }
 
 
 def test_override_without_equals_is_rejected():

@@ -39,7 +39,9 @@ def test_resnet_without_skips_ignores_the_shortcut():
     residual = block.act2(block.bn2(block.conv2(block.act1(block.bn1(block.conv1(x))))))
     torch.testing.assert_close(block(x), residual)
     block.skip = True
-    torch.testing.assert_close(block(x), block.act2(block.bn2(block.conv2(block.act1(block.bn1(block.conv1(x))))) + x))
+    torch.testing.assert_close(
+        block(x), block.act2(block.bn2(block.conv2(block.act1(block.bn1(block.conv1(x))))) + x)
+    )
 
 
 def test_resnet_depth_must_be_6n_plus_2():

@@ -101,18 +101,43 @@ MODEL_CONFIGS: dict[str, type[_ModelBase]] = {
 }
 
 
+class SamConfig(BaseModel):
+    """Wrap the optimizer in SAM with a perturbation policy (sam, asam, eg-sam, og-sam, ao-sam)
+    and its arguments (rho, eta, c, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    policy: str = "sam"
+
+    def kwargs(self) -> dict[str, Any]:
+        """Every field except `policy`."""
+        return {k: v for k, v in self.model_dump().items() if k != "policy"}
+
+
+class LookaheadConfig(_Strict):
+    """Lookahead around the optimizer (Zhang et al. 2019): k fast steps, pull-back alpha."""
+
+    k: Annotated[int, Field(ge=1)] = 5
+    alpha: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
 class OptimizerConfig(BaseModel):
-    """An optimizer by name plus its keyword arguments (checked when it is built, before any
-    training step)."""
+    """A `trainlab.optim` alias by name (`sgd`, `adam`, `adamw`, ...) or `torch.<Class>` for
+    torch.optim, plus keyword arguments (checked when built, before any step); or an explicit
+    `chain` of primitives. `sam` and `lookahead` wrap the result."""
 
     model_config = ConfigDict(extra="allow")
 
     name: str = "sgd"
     lr: Annotated[float, Field(gt=0)] = 0.1
+    chain: list[dict[str, Any]] | None = None
+    sam: SamConfig | None = None
+    lookahead: LookaheadConfig | None = None
 
     def kwargs(self) -> dict[str, Any]:
-        """Every field except `name`."""
-        return {k: v for k, v in self.model_dump().items() if k != "name"}
+        """The alias's keyword arguments: every extra field, plus lr."""
+        skip = {"name", "chain", "sam", "lookahead"}
+        return {k: v for k, v in self.model_dump().items() if k not in skip}
 
 
 class ScheduleConfig(BaseModel):

@@ -3,7 +3,6 @@ train in a run directory, evaluate on the test split once at the end, and resume
 
 from __future__ import annotations
 
-import inspect
 import json
 import signal
 import threading
@@ -18,7 +17,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from trainlab import nn as zoo
+from trainlab.builders import build_model, build_optimizer, build_schedule
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
 from trainlab.data import (
     InMemoryLoader,
@@ -27,9 +26,7 @@ from trainlab.data import (
     load_dataset,
     prepare_splits,
 )
-from trainlab.names import closest_name_error
 from trainlab.report import plot_curves
-from trainlab.schedules import SCHEDULES, get_schedule
 from trainlab.train import (
     Interrupted,
     NonFiniteLossError,
@@ -44,16 +41,6 @@ from trainlab.train import (
 from trainlab.train.losses import LossFn
 from trainlab.train.metrics_log import MetricsLog, append_jsonl, read_jsonl, truncate_after
 from trainlab.train.progress import ProgressBar
-
-TORCH_OPTIMIZERS = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "nadam": torch.optim.NAdam,
-    "rmsprop": torch.optim.RMSprop,
-    "adagrad": torch.optim.Adagrad,
-    "adadelta": torch.optim.Adadelta,
-}
 
 
 class RunStopped(RuntimeError):
@@ -100,50 +87,6 @@ class RunResult:
         }
 
 
-def build_model(recipe: Recipe, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
-    """The zoo model the recipe names, initialized from the recipe's seed."""
-    torch.manual_seed(recipe.seed)
-    options = recipe.model.model_dump(exclude={"name"})
-    return zoo.MODELS[recipe.model.name](input_shape, num_outputs, **options)
-
-
-def build_optimizer(name: str, kwargs: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
-    """A torch.optim optimizer by lower-case name; a bad argument is one line naming it."""
-    if name not in TORCH_OPTIMIZERS:
-        err = closest_name_error("optimizer", name, TORCH_OPTIMIZERS)
-        raise RecipeError(f"recipe field optimizer.name: {err}")
-    cls = TORCH_OPTIMIZERS[name]
-    accepted = [p for p in inspect.signature(cls).parameters if p != "params"]
-    for key in kwargs:
-        if key not in accepted:
-            raise RecipeError(
-                f"recipe field optimizer.{key}: {name} has no argument '{key}'; "
-                f"accepted: {', '.join(accepted)}"
-            )
-    try:
-        return cls(model.parameters(), **kwargs)
-    except (ValueError, TypeError) as err:
-        raise RecipeError(f"recipe field optimizer: {err}") from None
-
-
-def build_schedule(
-    name: str, kwargs: dict[str, Any], lr: float, total_steps: int
-) -> Callable[[int], float]:
-    """`get_schedule(name, ...)`, filling its lr (`lr`, `max_lr`) and `total_steps` arguments
-    from the optimizer and the run length when the recipe leaves them out."""
-    if name not in SCHEDULES:
-        raise RecipeError(
-            f"recipe field schedule.name: {closest_name_error('schedule', name, SCHEDULES)}"
-        )
-    params = inspect.signature(SCHEDULES[name]).parameters
-    filled = {"lr": lr, "max_lr": lr, "total_steps": total_steps}
-    args = {k: v for k, v in filled.items() if k in params} | kwargs
-    try:
-        return get_schedule(name, **args)
-    except (ValueError, TypeError) as err:
-        raise RecipeError(f"recipe field schedule: {err}") from None
-
-
 def build(recipe: Recipe) -> Experiment:
     """Load the data and build model, optimizer, schedule and loss; fail before training."""
     data = recipe.data
@@ -167,7 +110,7 @@ def build(recipe: Recipe) -> Experiment:
     model = build_model(recipe, bundle.input_shape, num_outputs)
     if recipe.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(recipe.optimizer.name, recipe.optimizer.kwargs(), model)
+    optimizer = build_optimizer(recipe.optimizer, model)
     total = recipe.train.epochs * len(loader)
     schedule = build_schedule(
         recipe.schedule.name, recipe.schedule.kwargs(), recipe.optimizer.lr, total

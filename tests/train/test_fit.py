@@ -79,7 +79,9 @@ def test_callback_stop_signal_ends_training_after_that_epoch():
 
     model = mlp((4,), 3, widths=(8,))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    pos = fit(model, InMemoryLoader(blobs(), 50), opt, F.cross_entropy, epochs=10, callbacks=[StopAtTwo()])
+    pos = fit(
+        model, InMemoryLoader(blobs(), 50), opt, F.cross_entropy, epochs=10, callbacks=[StopAtTwo()]
+    )
     assert len(pos.history) == 2
 
 

@@ -15,7 +15,7 @@ from trainlab.train.metrics_log import read_jsonl
 RECIPE = """
 name: resume-test
 seed: 7
-data: {name: digits, batch_size: 16, normalize: per_feature}
+data: {name: digits, batch_size: 16, normalize: per_channel}
 model: {name: mlp, widths: [128, 128], dropout: 0.2}
 optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
 schedule: {name: cosine}
@@ -39,7 +39,9 @@ def only_run(root: Path) -> Path:
 
 def comparable(run: Path) -> list[dict]:
     """metrics.jsonl without wall-time fields."""
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_jsonl(run / "metrics.jsonl")]
+    return [
+        {k: v for k, v in r.items() if k not in TIMING} for r in read_jsonl(run / "metrics.jsonl")
+    ]
 
 
 def wait_for_checkpoint(run_root: Path, min_step: int, proc: subprocess.Popen) -> None:
@@ -79,9 +81,19 @@ def test_killed_run_resumes_to_identical_metrics(tmp_path):
 def test_ctrl_c_saves_a_checkpoint_and_resume_matches(tmp_path):
     recipe, whole, cut = run_pair(tmp_path, epochs=40)
     reference = trainlab(str(recipe), "--set", f"runs_dir={whole}", cwd=tmp_path)
-    victim = trainlab(str(recipe), "--set", f"runs_dir={cut}", "--set", "train.checkpoint_every_steps=null", cwd=tmp_path)
+    victim = trainlab(
+        str(recipe),
+        "--set",
+        f"runs_dir={cut}",
+        "--set",
+        "train.checkpoint_every_steps=null",
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 60
-    while not list(cut.glob("*/metrics.jsonl")) or not list(cut.glob("*/metrics.jsonl"))[0].read_text():
+    while (
+        not list(cut.glob("*/metrics.jsonl"))
+        or not list(cut.glob("*/metrics.jsonl"))[0].read_text()
+    ):
         assert time.monotonic() < deadline and victim.poll() is None
         time.sleep(0.005)
     victim.send_signal(signal.SIGINT)

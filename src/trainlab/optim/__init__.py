@@ -36,6 +36,19 @@ from trainlab.optim.decay import add_decayed_weights, add_l1, add_l2
 from trainlab.optim.lookahead import LookaheadState, lookahead
 from trainlab.optim.momentum import TraceState, trace
 from trainlab.optim.natural import natural_gradient, per_example_grads, scale_by_natural_gradient
+from trainlab.optim.registry import PRIMITIVES, chain_from_spec, get_primitive
+from trainlab.optim.sam_policies import (
+    POLICIES,
+    SamPolicy,
+    adaptive_policy,
+    ao_sam_policy,
+    asam_policy,
+    eg_sam_policy,
+    get_policy,
+    og_sam_policy,
+    sam_policy,
+)
+from trainlab.optim.sharpness import SAM, bn_frozen
 from trainlab.optim.torch_adapter import Optimizer
 from trainlab.optim.transform import (
     CountState,
@@ -61,6 +74,20 @@ from trainlab.optim.transform import (
 )
 
 __all__ = [
+    "POLICIES",
+    "PRIMITIVES",
+    "SAM",
+    "SamPolicy",
+    "adaptive_policy",
+    "ao_sam_policy",
+    "asam_policy",
+    "bn_frozen",
+    "chain_from_spec",
+    "eg_sam_policy",
+    "get_policy",
+    "get_primitive",
+    "og_sam_policy",
+    "sam_policy",
     "ALIASES",
     "AdadeltaState",
     "AdagradState",

@@ -18,12 +18,12 @@ Schedule = Callable[[int], float]
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or Inf; the step that produced it was not applied."""
 
-    def __init__(self, value: float, epoch: int, batch: int, step: int) -> None:
+    def __init__(self, value: float, step: int = 0, epoch: int = 0, batch: int = 0) -> None:
         super().__init__(
             f"loss became {value} at step {step} (epoch {epoch + 1}, batch {batch + 1}); "
             "the step was not applied"
         )
-        self.step = step
+        self.value, self.step = value, step
 
 
 def _as_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -62,17 +62,41 @@ def epoch_steps(
         lr = schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        outputs = model(_as_input(x, channels_last))
+        try:
+            value, correct = train_step(model, optimizer, loss_fn, _as_input(x, channels_last), y)
+        except NonFiniteLossError as err:
+            raise NonFiniteLossError(err.value, step + 1, epoch, batch) from None
+        step += 1
+        yield StepRecord(epoch, batch, step, value, correct, len(y), lr)
+
+
+def train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> tuple[float, int]:
+    """One `optimizer.step(closure)`; returns the loss and number of correct predictions at the
+    weights before the step. The closure form serves one-pass optimizers and two-pass ones
+    (SAM and its variants call it twice) alike. A non-finite loss on the first evaluation
+    raises NonFiniteLossError before backward, so no step is applied."""
+    first: list[tuple[float, int]] = []
+
+    def closure() -> torch.Tensor:
+        outputs = model(x)
         loss = loss_fn(outputs, y)
-        value = loss.item()  # one host read per step: the NaN check and the running sums
-        if not math.isfinite(value):
-            raise NonFiniteLossError(value, epoch, batch, step + 1)
+        if not first:
+            value = loss.item()  # one host read per step: the NaN check and the running sums
+            if not math.isfinite(value):
+                raise NonFiniteLossError(value)
+            first.append((value, int(count_correct(outputs.detach(), y))))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        step += 1
-        correct = int(count_correct(outputs.detach(), y))
-        yield StepRecord(epoch, batch, step, value, correct, len(y), lr)
+        return loss
+
+    optimizer.step(closure)
+    return first[0]
 
 
 @torch.inference_mode()

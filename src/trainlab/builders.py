@@ -1,0 +1,106 @@
+"""Build a recipe's model, optimizer and schedule; every bad argument becomes one RecipeError
+line naming the recipe field, before any training step."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab import nn as zoo
+from trainlab import optim
+from trainlab.config import OptimizerConfig, Recipe, RecipeError
+from trainlab.names import closest_name_error
+from trainlab.schedules import SCHEDULES, get_schedule
+
+
+def build_model(recipe: Recipe, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
+    """The zoo model the recipe names, initialized from the recipe's seed."""
+    torch.manual_seed(recipe.seed)
+    options = recipe.model.model_dump(exclude={"name"})
+    return zoo.MODELS[recipe.model.name](input_shape, num_outputs, **options)
+
+
+def _torch_optimizer(name: str, kwargs: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+    """`torch.<Class>` from torch.optim, e.g. `torch.SGD`."""
+    cls_name = name.removeprefix("torch.")
+    valid = [n for n, c in vars(torch.optim).items() if isinstance(c, type) and n != "Optimizer"]
+    if cls_name not in valid:
+        raise closest_name_error("torch optimizer", cls_name, valid)
+    cls = getattr(torch.optim, cls_name)
+    _check_arguments(name, kwargs, [p for p in inspect.signature(cls).parameters if p != "params"])
+    return cls(model.parameters(), **kwargs)
+
+
+def _check_arguments(owner: str, kwargs: dict[str, Any], accepted: list[str]) -> None:
+    """One RecipeError line for the first keyword `owner` does not take."""
+    for key in kwargs:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise RecipeError(
+                f"recipe field optimizer.{key}: {owner} has no argument '{key}'{hint}; "
+                f"accepted: {', '.join(accepted)}"
+            )
+
+
+def _transform(cfg: OptimizerConfig) -> optim.Transform:
+    if cfg.chain is not None:
+        return optim.chain_from_spec(cfg.chain, cfg.lr)
+    if cfg.name not in optim.ALIASES:
+        raise closest_name_error("optimizer", cfg.name, [*optim.ALIASES, "torch.<Class>"])
+    _check_arguments(
+        cfg.name, cfg.kwargs(), list(inspect.signature(optim.ALIASES[cfg.name]).parameters)
+    )
+    return optim.get_optimizer(cfg.name, **cfg.kwargs())
+
+
+def _make_optimizer(cfg: OptimizerConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if cfg.name.startswith("torch."):
+        if cfg.chain is not None or cfg.lookahead is not None:
+            raise ValueError("chain and lookahead need a trainlab.optim alias, not torch.optim")
+        base: torch.optim.Optimizer | optim.Transform = _torch_optimizer(
+            cfg.name, cfg.kwargs(), model
+        )
+    else:
+        base = _transform(cfg)
+        if cfg.lookahead is not None:
+            base = optim.lookahead(base, k=cfg.lookahead.k, alpha=cfg.lookahead.alpha)
+    if cfg.sam is not None:
+        policy = optim.get_policy(cfg.sam.policy, **cfg.sam.kwargs())
+        params = None if isinstance(base, torch.optim.Optimizer) else list(model.parameters())
+        return optim.SAM(params, base, policy, model=model)
+    if isinstance(base, torch.optim.Optimizer):
+        return base
+    return optim.Optimizer(model.parameters(), base)
+
+
+def build_optimizer(cfg: OptimizerConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """The recipe's optimizer as a torch.optim.Optimizer (trainlab's adapter, SAM, or torch's)."""
+    try:
+        return _make_optimizer(cfg, model)
+    except RecipeError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise RecipeError(f"recipe field optimizer: {err}") from None
+
+
+def build_schedule(
+    name: str, kwargs: dict[str, Any], lr: float, total_steps: int
+) -> Callable[[int], float]:
+    """`get_schedule(name, ...)`, filling its lr (`lr`, `max_lr`) and `total_steps` arguments
+    from the optimizer and the run length when the recipe leaves them out."""
+    if name not in SCHEDULES:
+        err = closest_name_error("schedule", name, SCHEDULES)
+        raise RecipeError(f"recipe field schedule.name: {err}")
+    params = inspect.signature(SCHEDULES[name]).parameters
+    filled = {"lr": lr, "max_lr": lr, "total_steps": total_steps}
+    args = {k: v for k, v in filled.items() if k in params} | kwargs
+    try:
+        return get_schedule(name, **args)
+    except (ValueError, TypeError) as err:
+        raise RecipeError(f"recipe field schedule: {err}") from None
