@@ -51,7 +51,7 @@ def wait_for_checkpoint(run_root: Path, min_step: int, proc: subprocess.Popen) -
         if latest and int(latest[0].read_text().split("-")[1]) >= min_step:
             return
         time.sleep(0.005)
-    pytest.fail("the run finished or stalled before a checkpoint at step >= %d" % min_step)
+    pytest.fail(f"the run finished or stalled before a checkpoint at step >= {min_step}")
 
 
 def run_pair(tmp_path: Path, epochs: int) -> tuple[Path, Path, Path]:
