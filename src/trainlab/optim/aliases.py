@@ -15,7 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import Tensor
 
+from trainlab.optim import fused
 from trainlab.optim.adaptive import (
     AdamState,
     bias_corrections,
@@ -26,7 +28,7 @@ from trainlab.optim.adaptive import (
     scale_by_rms,
 )
 from trainlab.optim.decay import add_decayed_weights, add_l2
-from trainlab.optim.momentum import TraceState, trace
+from trainlab.optim.momentum import trace
 from trainlab.optim.transform import (
     Hyper,
     Params,
@@ -80,40 +82,60 @@ def sgd(
     if current_backend() == "reference":
         return composed
 
-    def fused(grads: Updates, state: State, params: Params) -> tuple[Updates, State]:
+    if not has_mom:
+        return Transform(composed.init, _plain_sgd_update(lr, weight_decay, has_wd))
+    cache = fused.PlanCache()
+
+    def step(targets: list[Tensor], grads: Updates, state: State, params: Params) -> State:
+        l2 = 0.0
+        if has_wd:
+            l2 = value_at(weight_decay, state[0].count)
+            state[0].count.add_(1)
+        lr_state, tr = state[-1], state[-2]
+        a = lr_value(lr, lr_state)
+        count = int(tr.count)
+        fused.sgd_kernel(
+            cache.get(params, [tr.trace]),
+            targets,
+            grads,
+            params,
+            tr.trace,
+            lr=a,
+            l2=l2,
+            momentum=value_at(momentum, count),
+            dampening=value_at(dampening, count),
+            nesterov=nesterov,
+            first=count == 0,
+        )
+        tr.count.add_(1)
+        lr_advance(lr, lr_state, a, inplace=True)
+        return state
+
+    return fused.fast_transform(composed.init, step)
+
+
+def _plain_sgd_update(
+    lr: Hyper, weight_decay: Hyper, has_wd: bool
+) -> Callable[[Updates, State, Params], tuple[Updates, State]]:
+    """SGD without momentum: ``-lr * (g + wd * theta)``, foreach (nothing to fuse)."""
+
+    def update(grads: Updates, state: State, params: Params) -> tuple[Updates, State]:
         d = grads
         if has_wd:
-            w_state = state[0]
-            d = torch._foreach_add(grads, params, alpha=value_at(weight_decay, w_state.count))
-            w_state.count.add_(1)
-        lr_state = state[-1]
-        a = lr_value(lr, lr_state)
-        if has_mom:
-            tr: TraceState = state[-2]
-            mu = value_at(momentum, tr.count)
-            if int(tr.count) == 0:
-                torch._foreach_copy_(tr.trace, d)
-            else:
-                torch._foreach_mul_(tr.trace, mu)
-                torch._foreach_add_(tr.trace, d, alpha=1.0 - value_at(dampening, tr.count))
-            tr.count.add_(1)
-            if nesterov:
-                out = torch._foreach_mul(d, -a)
-                torch._foreach_add_(out, tr.trace, alpha=-a * mu)
-            else:
-                out = torch._foreach_mul(tr.trace, -a)
-        else:
-            out = torch._foreach_mul(d, -a)
-        lr_advance(lr, lr_state, a, inplace=True)
-        return out, state
+            d = torch._foreach_add(grads, params, alpha=value_at(weight_decay, state[0].count))
+            state[0].count.add_(1)
+        a = lr_value(lr, state[-1])
+        lr_advance(lr, state[-1], a, inplace=True)
+        return torch._foreach_mul(d, -a), state
 
-    return Transform(composed.init, fused)
+    return update
 
 
 # ---------------------------------------------------------------- Adam family
 
 
-def _fused_adam(
+def _fast_adam(
+    composed: Transform,
     lr: Hyper,
     b1: Hyper,
     b2: Hyper,
@@ -121,44 +143,51 @@ def _fused_adam(
     l2: Hyper,
     decoupled: Hyper,
     amsgrad: bool,
-) -> Callable[[Updates, State, Params], tuple[Updates, State]]:
-    """One foreach pass for ``chain(add_l2?, scale_by_adam, add_decayed_weights?, scale_by_lr)``.
+) -> Transform:
+    """The fast path of ``chain(add_l2?, scale_by_adam, add_decayed_weights?, scale_by_lr)``: one
+    in-place bucketed pass (`fused.adam_kernel`) over the *same state* as the chain.
 
     Uses ``(m/c1) / (sqrt(v)/c2 + eps) = (c2/c1) * m / (sqrt(v) + eps*c2)`` to save a pass.
     """
     has_l2, has_dec = _is_on(l2), _is_on(decoupled)
+    cache = fused.PlanCache()
 
-    def update(grads: Updates, state: State, params: Params) -> tuple[Updates, State]:
-        g = grads
+    def step(targets: list[Tensor], grads: Updates, state: State, params: Params) -> State:
+        l2_t = 0.0
         if has_l2:
-            g = torch._foreach_add(grads, params, alpha=value_at(l2, state[0].count))
+            l2_t = value_at(l2, state[0].count)
             state[0].count.add_(1)
         s: AdamState = state[1 if has_l2 else 0]
-        a, b, e = (value_at(h, s.count) for h in (b1, b2, eps))
-        c1, c2 = bias_corrections(a, b, int(s.count) + 1, True)
-        torch._foreach_lerp_(s.mu, g, 1.0 - a)
-        torch._foreach_mul_(s.nu, b)
-        torch._foreach_addcmul_(s.nu, g, g, value=1.0 - b)
-        second = s.nu
-        if amsgrad:
-            torch._foreach_maximum_(s.nu_max, s.nu)
-            second = s.nu_max
-        denom = torch._foreach_sqrt(second)
-        torch._foreach_add_(denom, e * c2)
-        out = torch._foreach_div(s.mu, denom)
-        s.count.add_(1)
+        count = int(s.count)
+        a, b, e = (value_at(h, count) for h in (b1, b2, eps))
+        c1, c2 = bias_corrections(a, b, count + 1, True)
         lr_state = state[-1]
         lr_t = lr_value(lr, lr_state)
-        torch._foreach_mul_(out, -lr_t * c2 / c1)
+        decay = 0.0
         if has_dec:
-            dec_state = state[-2]
-            wd = value_at(decoupled, dec_state.count)
-            torch._foreach_add_(out, params, alpha=-lr_t * wd)
-            dec_state.count.add_(1)
+            decay = lr_t * value_at(decoupled, state[-2].count)
+            state[-2].count.add_(1)
+        lists = [s.mu, s.nu, s.nu_max] if amsgrad else [s.mu, s.nu]
+        fused.adam_kernel(
+            cache.get(params, lists),
+            targets,
+            grads,
+            params,
+            s.mu,
+            s.nu,
+            s.nu_max,
+            b1=a,
+            b2=b,
+            eps=e * c2,
+            l2=l2_t,
+            decay=decay,
+            step=lr_t * c2 / c1,
+        )
+        s.count.add_(1)
         lr_advance(lr, lr_state, lr_t, inplace=True)
-        return out, state
+        return state
 
-    return update
+    return fused.fast_transform(composed.init, step)
 
 
 def adam(
@@ -179,8 +208,7 @@ def adam(
     )
     if current_backend() == "reference":
         return composed
-    fused = _fused_adam(lr, betas[0], betas[1], eps, weight_decay, 0.0, amsgrad)
-    return Transform(composed.init, fused)
+    return _fast_adam(composed, lr, betas[0], betas[1], eps, weight_decay, 0.0, amsgrad)
 
 
 def adamw(
@@ -202,8 +230,7 @@ def adamw(
     )
     if current_backend() == "reference":
         return composed
-    fused = _fused_adam(lr, betas[0], betas[1], eps, 0.0, weight_decay, amsgrad)
-    return Transform(composed.init, fused)
+    return _fast_adam(composed, lr, betas[0], betas[1], eps, 0.0, weight_decay, amsgrad)
 
 
 def nadam(

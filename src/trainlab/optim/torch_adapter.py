@@ -33,6 +33,7 @@ from trainlab.optim.transform import (
     Transform,
     apply_updates,
     find_states,
+    inplace_step,
     state_from_plain,
     state_to_plain,
 )
@@ -128,8 +129,13 @@ class Optimizer(torch.optim.Optimizer):
                     raise ValueError("Optimizer: sparse gradients are not supported")
                 grads.append(torch.zeros_like(p) if p.grad is None else p.grad)
             self._sync_lr_in(i)
-            updates, self._states[i] = group["transform"].update(grads, self._states[i], params)
-            apply_updates(params, updates)
+            transform = group["transform"]
+            inplace = inplace_step(transform)
+            if inplace is not None:
+                self._states[i] = inplace(grads, self._states[i], params)
+            else:
+                updates, self._states[i] = transform.update(grads, self._states[i], params)
+                apply_updates(params, updates)
             self._sync_lr_out(i)
         return loss
 

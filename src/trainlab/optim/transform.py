@@ -197,6 +197,18 @@ def identity() -> Transform:
     return Transform(lambda params: EmptyState(), lambda g, s, p: (list(g), s))
 
 
+def with_inplace(update: Callable[..., Any], inplace: Callable[..., Any]) -> Callable[..., Any]:
+    """Attach to ``update`` an in-place step ``inplace(grads, state, params) -> state`` that adds
+    the same update straight into ``params`` (used by `trainlab.optim.Optimizer`)."""
+    update.inplace = inplace  # type: ignore[attr-defined]
+    return update
+
+
+def inplace_step(transform: Transform) -> Callable[..., Any] | None:
+    """The in-place step attached by `with_inplace`, or None (then use ``update`` and add)."""
+    return getattr(transform.update, "inplace", None)
+
+
 def apply_updates(params: Sequence[Tensor], updates: Sequence[Tensor]) -> None:
     """Add ``updates`` to ``params`` in place (without recording autograd history)."""
     with torch.no_grad():
@@ -317,6 +329,10 @@ def state_from_plain(template: State, plain: Any, where: str = "state") -> State
             raise ValueError(
                 f"{where}: expected a tensor of shape {tuple(template.shape)}, got {got}"
             )
+        if template._base is not None:
+            # A view (the packed buckets of the fast aliases): fill it, so the layout survives.
+            with torch.no_grad():
+                return template.copy_(plain.detach())
         return plain.detach().to(dtype=template.dtype, device=template.device).clone()
     if _is_namedtuple(template):
         name = type(template).__name__

@@ -1,0 +1,307 @@
+"""The fast path of the `sgd`, `adam` and `adamw` aliases: in-place kernels over buckets.
+
+The step of these aliases is memory-bound at large sizes and dispatch-bound at small ones, so
+the fast path does two things:
+
+* **Buckets.** Parameters are split once into buckets: a tensor of at least `SMALL` elements is
+  its own bucket; runs of smaller ones (same dtype and device) are packed into buckets of up to
+  `BUCKET` elements. The state buffers of a packed bucket are views of one flat tensor
+  (`pack_state`, used by the fast ``init``), so each elementwise step is *one* op per bucket
+  instead of one per tensor; the gradients are copied into a flat scratch buffer with one
+  ``_foreach_copy_`` and the result goes back with one ``_foreach_add_``.
+* **No temporaries.** Every op is in place on the state or on scratch buffers allocated once per
+  plan (never per step); hyperparameters are Python floats; the only host reads are the step
+  count and the learning rate (0-dim CPU tensors).
+
+A kernel writes into ``targets``: the parameters themselves when `trainlab.optim.Optimizer` runs
+the in-place step (`inplace_step`), or zero tensors when the transform's ``update`` is called
+functionally (the update is then ``targets``). Same kernel, same arithmetic; tested equal to the
+reference chains in ``tests/optim/test_fast_vs_reference.py`` and to torch.optim.
+
+A state that is not packed (e.g. one built by the reference backend) still works: buckets whose
+buffers are not adjacent views of one storage fall back to one op per tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from trainlab.optim.transform import Transform, with_inplace
+
+SMALL = 1 << 16  # tensors with fewer elements than this are packed into shared buckets
+BUCKET = 1 << 20  # most elements in one packed bucket
+
+
+def bucket_runs(params: Sequence[Tensor]) -> list[tuple[int, int]]:
+    """Index ranges ``[lo, hi)`` of the buckets (see the module docstring)."""
+    runs: list[tuple[int, int]] = []
+    lo, total = 0, 0
+    for i, p in enumerate(params):
+        n = p.numel()
+        if i > lo:
+            head = params[lo]
+            join = (
+                n < SMALL
+                and head.numel() < SMALL
+                and total + n <= BUCKET
+                and (p.dtype, p.device) == (head.dtype, head.device)
+            )
+            if not join:
+                runs.append((lo, i))
+                lo, total = i, 0
+        total += n
+    if params:
+        runs.append((lo, len(params)))
+    return runs
+
+
+def _packed_like(xs: Sequence[Tensor]) -> list[Tensor]:
+    """Copies of ``xs`` whose packed buckets are views of one flat tensor each."""
+    out: list[Tensor] = []
+    for lo, hi in bucket_runs(xs):
+        if hi - lo == 1:
+            out.append(xs[lo].clone(memory_format=torch.contiguous_format))
+            continue
+        sizes = [x.numel() for x in xs[lo:hi]]
+        flat = torch.empty(sum(sizes), dtype=xs[lo].dtype, device=xs[lo].device)
+        views = [v.view(x.shape) for v, x in zip(flat.split(sizes), xs[lo:hi], strict=True)]
+        torch._foreach_copy_(views, list(xs[lo:hi]))
+        out += views
+    return out
+
+
+def pack_state(state: Any, params: Sequence[Tensor]) -> Any:
+    """Return ``state`` with every per-parameter tensor list repacked by buckets (same values,
+    same structure); used by the fast ``init`` of the aliases."""
+    if _per_param(state, params):
+        return _packed_like(state)
+    if isinstance(state, tuple) and type(state) is not tuple:  # a NamedTuple
+        return type(state)(*(pack_state(s, params) for s in state))
+    if isinstance(state, tuple):
+        return tuple(pack_state(s, params) for s in state)
+    return state
+
+
+def _per_param(state: Any, params: Sequence[Tensor]) -> bool:
+    """True for a non-empty list of tensors shaped like ``params``."""
+    if not (isinstance(state, list) and state and len(state) == len(params)):
+        return False
+    pairs = zip(state, params, strict=True)
+    return all(isinstance(x, Tensor) and x.shape == p.shape for x, p in pairs)
+
+
+class Bucket:
+    """One bucket of a plan: ``lo:hi`` and, if packed, flat views of each state list."""
+
+    __slots__ = ("lo", "hi", "flats", "grad", "grad_views", "tmp", "tmp_views")
+
+    def __init__(self, lo: int, hi: int, flats: list[Tensor] | None) -> None:
+        self.lo, self.hi, self.flats = lo, hi, flats
+        self.grad: Tensor | None = None  # packed: flat gradient scratch
+        self.grad_views: list[Tensor] = []
+        self.tmp: Tensor | None = None  # flat (packed) or shaped (single) scratch
+        self.tmp_views: list[Tensor] = []
+
+
+def _flat_view(xs: Sequence[Tensor]) -> Tensor | None:
+    """A 1-D view covering ``xs`` if they are contiguous, adjacent views of one storage."""
+    first = xs[0]
+    if not all(x.is_contiguous() for x in xs):
+        return None
+    storage, size = first.untyped_storage().data_ptr(), first.element_size()
+    pos = first.data_ptr()
+    for x in xs:
+        if x.untyped_storage().data_ptr() != storage or x.data_ptr() != pos:
+            return None
+        pos += x.numel() * size
+    total = sum(x.numel() for x in xs)
+    return first.as_strided((total,), (1,), first.storage_offset())
+
+
+class Plan:
+    """Buckets and scratch buffers for one state (found by the identity of its lists)."""
+
+    def __init__(self, params: Sequence[Tensor], lists: Sequence[list[Tensor]]) -> None:
+        self.lists = list(lists)  # kept to check identity
+        self.buckets: list[Bucket] = []
+        for lo, hi in bucket_runs(params):
+            flats = [_flat_view(lst[lo:hi]) for lst in lists] if hi - lo > 1 else None
+            if flats is None or all(f is not None for f in flats):
+                self.buckets.append(Bucket(lo, hi, flats))  # type: ignore[arg-type]
+            else:  # not packed: one tensor at a time
+                self.buckets += [Bucket(i, i + 1, None) for i in range(lo, hi)]
+        shaped = [p for b in self.buckets if b.flats is None for p in params[b.lo : b.hi]]
+        largest = max((p.numel() for p in shaped), default=0)
+        one = {}  # one shared scratch per dtype/device for all single-tensor buckets
+        for b in self.buckets:
+            ps = params[b.lo : b.hi]
+            if b.flats is not None:
+                n = sum(p.numel() for p in ps)
+                b.grad = torch.empty(n, dtype=ps[0].dtype, device=ps[0].device)
+                b.tmp = torch.empty_like(b.grad)
+                b.grad_views = _views(b.grad, ps)
+                b.tmp_views = _views(b.tmp, ps)
+            else:
+                key = (ps[0].dtype, ps[0].device)
+                if key not in one:
+                    one[key] = torch.empty(largest, dtype=key[0], device=key[1])
+                b.tmp = one[key][: ps[0].numel()].view(ps[0].shape)
+
+    def matches(self, lists: Sequence[list[Tensor]]) -> bool:
+        return len(lists) == len(self.lists) and all(
+            a is b for a, b in zip(lists, self.lists, strict=True)
+        )
+
+
+def _views(flat: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
+    sizes = [p.numel() for p in like]
+    return [v.view(p.shape) for v, p in zip(flat.split(sizes), like, strict=True)]
+
+
+class PlanCache:
+    """A few plans per transform, keyed by the identity of the state's tensor lists."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.plans: list[Plan] = []
+        self.size = size
+
+    def get(self, params: Sequence[Tensor], lists: Sequence[list[Tensor]]) -> Plan:
+        for plan in self.plans:
+            if plan.matches(lists):
+                return plan
+        plan = Plan(params, lists)
+        self.plans = [plan, *self.plans[: self.size - 1]]
+        return plan
+
+
+# ---------------------------------------------------------------- kernels
+
+
+def adam_kernel(
+    plan: Plan,
+    targets: list[Tensor],
+    grads: list[Tensor],
+    params: list[Tensor],
+    mu: list[Tensor],
+    nu: list[Tensor],
+    nu_max: list[Tensor],
+    *,
+    b1: float,
+    b2: float,
+    eps: float,
+    l2: float,
+    decay: float,
+    step: float,
+) -> None:
+    """``targets += -step * m / (sqrt(v) + eps) - decay * params`` after the moment updates.
+
+    ``step = lr * c2 / c1`` and ``eps`` already times ``c2`` (bias corrections folded in);
+    ``l2`` is added to the gradient first (coupled L2). ``nu_max`` is empty unless amsgrad.
+    """
+    ams = bool(nu_max)
+    for b in plan.buckets:
+        lo, hi = b.lo, b.hi
+        tmp = b.tmp
+        assert tmp is not None
+        if b.flats is not None:
+            g = b.grad
+            assert g is not None
+            torch._foreach_copy_(b.grad_views, grads[lo:hi])
+            if l2:
+                torch._foreach_add_(b.grad_views, params[lo:hi], alpha=l2)
+            m, v = b.flats[0], b.flats[1]
+            v_hat = b.flats[2] if ams else v
+        else:
+            g = grads[lo]
+            if l2:
+                g = torch.add(g, params[lo], alpha=l2, out=tmp)
+            m, v = mu[lo], nu[lo]
+            v_hat = nu_max[lo] if ams else v
+        m.lerp_(g, 1.0 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+        if ams:
+            torch.maximum(v_hat, v, out=v_hat)
+        torch.sqrt(v_hat, out=tmp).add_(eps)
+        if decay:
+            torch._foreach_add_(targets[lo:hi], params[lo:hi], alpha=-decay)
+        if b.flats is not None:
+            torch.div(m, tmp, out=tmp)
+            torch._foreach_add_(targets[lo:hi], b.tmp_views, alpha=-step)
+        else:
+            targets[lo].addcdiv_(m, tmp, value=-step)
+
+
+def sgd_kernel(
+    plan: Plan,
+    targets: list[Tensor],
+    grads: list[Tensor],
+    params: list[Tensor],
+    trace: list[Tensor],
+    *,
+    lr: float,
+    l2: float,
+    momentum: float,
+    dampening: float,
+    nesterov: bool,
+    first: bool,
+) -> None:
+    """SGD with coupled L2 and heavy-ball / Nesterov momentum (``trace`` empty if none)."""
+    for b in plan.buckets:
+        lo, hi = b.lo, b.hi
+        tmp = b.tmp
+        assert tmp is not None
+        packed = b.flats is not None
+        if packed:
+            g = b.grad
+            assert g is not None
+            torch._foreach_copy_(b.grad_views, grads[lo:hi])
+            if l2:
+                torch._foreach_add_(b.grad_views, params[lo:hi], alpha=l2)
+        else:
+            g = grads[lo]
+            if l2:
+                g = torch.add(g, params[lo], alpha=l2, out=tmp)
+        if trace:
+            buf = b.flats[0] if b.flats is not None else trace[lo]
+            if first:
+                buf.copy_(g)
+            elif dampening == 0.0:
+                torch.add(g, buf, alpha=momentum, out=buf)
+            else:
+                buf.mul_(momentum).add_(g, alpha=1.0 - dampening)
+            if nesterov:
+                d = torch.add(g, buf, alpha=momentum, out=g if packed or l2 else tmp)
+            else:
+                d = buf
+        else:
+            d = g
+        if packed:
+            views = b.grad_views if d is g else b.tmp_views if d is tmp else trace[lo:hi]
+            torch._foreach_add_(targets[lo:hi], views, alpha=-lr)
+        else:
+            targets[lo].add_(d, alpha=-lr)
+
+
+Step = Callable[[list[Tensor], list[Tensor], Any, list[Tensor]], Any]
+
+
+def fast_transform(init: Callable[[list[Tensor]], Any], step: Step) -> Transform:
+    """A `Transform` from ``step(targets, grads, state, params) -> state`` (a kernel call that
+    adds the update into ``targets``): ``update`` adds into zeros and returns them; the in-place
+    step that `trainlab.optim.Optimizer` uses adds straight into the parameters."""
+
+    def packed_init(params: list[Tensor]) -> Any:
+        return pack_state(init(params), params)
+
+    def update(grads: list[Tensor], state: Any, params: list[Tensor]) -> tuple[list[Tensor], Any]:
+        targets = [torch.zeros_like(p) for p in params]
+        return targets, step(targets, list(grads), state, list(params))
+
+    def inplace(grads: list[Tensor], state: Any, params: list[Tensor]) -> Any:
+        return step(params, grads, state, params)
+
+    return Transform(packed_init, with_inplace(update, inplace))
