@@ -66,6 +66,31 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from trainlab.study import compare, format_table, load_compare_spec
+
+    spec, recipes = load_compare_spec(Path(args.file))
+    study, rows = compare(spec, recipes, Path(args.runs_dir), Console(stderr=True))
+    print(format_table(rows, spec.seeds))
+    print(f"table and per-run directories: {study}")
+    return 0
+
+
+def cmd_schedule_plot(args: argparse.Namespace) -> int:
+    from trainlab.builders import build_schedule
+    from trainlab.config import apply_overrides
+    from trainlab.schedules import plot_schedule
+
+    kwargs = apply_overrides({}, args.set)
+    schedule = build_schedule(args.name, kwargs, args.lr, args.steps)
+    out = Path(args.out or f"schedule-{args.name}.png")
+    plot_schedule(schedule, args.steps, out, title=args.name)
+    last, top = schedule(args.steps - 1), max(schedule(t) for t in range(args.steps))
+    print(f"{args.name}: lr(0)={schedule(0):.4g}  lr({args.steps - 1})={last:.4g}  max={top:.4g}"
+          f"  plot: {out}")  # fmt: skip
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainlab", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -83,6 +108,18 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=["list", "info"])
     d.add_argument("name", nargs="?")
     d.set_defaults(func=cmd_data)
+    c = sub.add_parser("compare", help="run recipe variants over seeds; table of mean ± std")
+    c.add_argument("file", help="comparison YAML (see examples/compare-sam.yaml)")
+    c.add_argument("--runs-dir", default="runs")
+    c.set_defaults(func=cmd_compare)
+    s = sub.add_parser("schedule", help="plot a learning-rate schedule")
+    s.add_argument("action", choices=["plot"])
+    s.add_argument("name", help="schedule name, e.g. one_cycle, cosine, sgdr")
+    s.add_argument("--steps", type=int, default=1000)
+    s.add_argument("--lr", type=float, default=0.1, help="lr (or max_lr) if not --set")
+    s.add_argument("--set", action="append", default=[], metavar="ARG=VALUE")
+    s.add_argument("--out", help="PNG path (default schedule-NAME.png)")
+    s.set_defaults(func=cmd_schedule_plot)
     return p
 
 

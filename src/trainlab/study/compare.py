@@ -1,0 +1,123 @@
+"""Compare variants of one recipe over several seeds and tabulate mean ± std.
+
+A comparison file names a base recipe, the seeds and the variants (each a set of `--set`
+style overrides); every variant's recipe is validated before the first run starts:
+
+    recipe: mnist1d-mlp.yaml        # relative to this file
+    seeds: [0, 1, 2]
+    variants:
+      sgd: {}
+      sam: {optimizer.sam.policy: sam}
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from rich.console import Console
+
+from trainlab.config import Recipe, RecipeError, apply_overrides, describe_error, validate_recipe
+from trainlab.runner import new_run_dir, train_recipe
+
+
+class CompareSpec(BaseModel):
+    """The comparison file's schema."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "compare"
+    recipe: str
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    variants: dict[str, dict[str, Any]] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One finished run of one variant and seed."""
+
+    variant: str
+    seed: int
+    test_acc: float | None
+    test_loss: float
+    train_acc: float | None
+    train_seconds: float
+
+
+def load_compare_spec(path: Path) -> tuple[CompareSpec, dict[str, list[Recipe]]]:
+    """Read a comparison file and validate every (variant, seed) recipe before any run."""
+    try:
+        spec = CompareSpec.model_validate(yaml.safe_load(path.read_text()) or {})
+    except ValidationError as err:
+        raise RecipeError(f"{path}: {describe_error(err.errors()[0])}") from None
+    base_path = (path.parent / spec.recipe).resolve()
+    if not base_path.is_file():
+        raise RecipeError(f"{path}: recipe file not found: {base_path}")
+    base = yaml.safe_load(base_path.read_text()) or {}
+    recipes = {}
+    for name, overrides in spec.variants.items():
+        sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+        recipes[name] = [_variant(base, sets, name, seed) for seed in spec.seeds]
+    return spec, recipes
+
+
+def _variant(base: dict, sets: list[str], name: str, seed: int) -> Recipe:
+    raw = apply_overrides(json.loads(json.dumps(base)), [*sets, f"seed={seed}"])
+    try:
+        return validate_recipe({**raw, "name": f"{name}-seed{seed}"})
+    except RecipeError as err:
+        raise RecipeError(f"variant {name}: {err}") from None
+
+
+def compare(
+    spec: CompareSpec, recipes: dict[str, list[Recipe]], runs_dir: Path, console: Console
+) -> tuple[Path, list[Row]]:
+    """Run every variant and seed in a study directory; write results.json and table.md."""
+    study = new_run_dir(Recipe(name=spec.name, runs_dir=str(runs_dir)))
+    rows = []
+    for name, variant_recipes in recipes.items():
+        for recipe in variant_recipes:
+            result = train_recipe(recipe, quiet=True, run_dir=study / recipe.name)
+            last = result.history[-1] if result.history else {}
+            row = Row(name, recipe.seed, result.test_acc, result.test_loss,
+                      last.get("train_acc"), result.train_seconds)  # fmt: skip
+            console.print(f"{name:<10} seed {recipe.seed}  test acc {_pct(row.test_acc)}  "
+                          f"{row.train_seconds:.1f} s")  # fmt: skip
+            rows.append(row)
+    (study / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    (study / "table.md").write_text(format_table(rows, spec.seeds) + "\n")
+    return study, rows
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "-"
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.fmean(values):.2f} ± {100 * std:.2f}"
+
+
+def format_table(rows: list[Row], seeds: list[int]) -> str:
+    """Markdown: per variant, test and final train accuracy (mean ± std over seeds, in %) and
+    the mean training time."""
+    lines = [
+        f"| variant | test acc % (n={len(seeds)}) | train acc % | train gap | train s |",
+        "|---|---|---|---|---|",
+    ]
+    for name in dict.fromkeys(r.variant for r in rows):
+        mine = [r for r in rows if r.variant == name]
+        test = [r.test_acc for r in mine if r.test_acc is not None]
+        train = [r.train_acc for r in mine if r.train_acc is not None]
+        gap = [a - b for a, b in zip(train, test, strict=False)]
+        secs = statistics.fmean(r.train_seconds for r in mine)
+        lines.append(f"| {name} | {_mean_std(test)} | {_mean_std(train)} | {_mean_std(gap)} "
+                     f"| {secs:.1f} |")  # fmt: skip
+    return "\n".join(lines)
