@@ -4,17 +4,21 @@ Protocol: float32 CPU parameter lists shaped like ResNet-20 (59 tensors, 0.27M p
 like a ~10M-parameter CNN; gradients are fixed random tensors set once. For each optimizer
 (SGD momentum 0.9, Adam, AdamW wd=1e-2) every implementation is warmed up, then timed in
 interleaved repetitions (impl A, B, C, D, A, B, ...), each repetition the mean of a block of
-``step()`` calls; we print the median over repetitions and the ratio to torch's fused step
-measured in the same run. Our step is ``trainlab.optim.Optimizer(params, alias).step()`` — the
-full adapter path a training loop uses (fast backend: one fused foreach pass per alias).
+``step()`` calls; we print the median over repetitions and the ratios to torch's fused and
+foreach steps measured in the same run. Our step is ``trainlab.optim.Optimizer(params, alias)
+.step()`` — the full adapter path a training loop uses (fast backend: the bucketed in-place
+kernels of ``trainlab.optim.fused``).
 Machine noise is large on a shared 2-core box: read the ratios, not the microseconds.
 
-Run: ``python bench/optim_step.py [--reps 15]``.
+Run: ``python bench/optim_step.py [--reps 15] [--threads 1] [--compiled]``. ``--compiled`` also
+times ``use_backend("compiled")`` (``torch.compile`` of the whole update; the first step compiles
+for tens of seconds, printed separately and excluded from the timings).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
@@ -74,14 +78,20 @@ def build(shapes, name: str) -> dict[str, torch.optim.Optimizer]:
     return impls
 
 
-def bench(shapes, name: str, reps: int, block: int) -> dict[str, float]:
+def bench(shapes, name: str, reps: int, block: int, ours_builder=None) -> dict[str, float]:
     impls = build(shapes, name)
+    for extra, make in (ours_builder or {}).items():
+        impls[extra] = make(shapes, name)
     for opt in impls.values():
         for _ in range(3):
             opt.step()
     times: dict[str, list[float]] = {k: [] for k in impls}
-    for _ in range(reps):
-        for k, opt in impls.items():
+    order = list(impls)
+    for r in range(reps):
+        # Interleaved, and the order rotates each repetition so no implementation always runs
+        # right after the same neighbour.
+        for k in order[r % len(order) :] + order[: r % len(order)]:
+            opt = impls[k]
             t0 = time.perf_counter()
             for _ in range(block):
                 opt.step()
@@ -89,25 +99,60 @@ def bench(shapes, name: str, reps: int, block: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def compiled_builder(shapes, name: str) -> torch.optim.Optimizer:
+    ours, _, kw = OPTIMIZERS[name]
+    with to.use_backend("compiled"):
+        opt = to.Optimizer(make_params(shapes), ours(**kw))
+    t0 = time.perf_counter()
+    opt.step()
+    print(f"    ({name}: compiled backend, first step {time.perf_counter() - t0:.1f} s)")
+    return opt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--sizes", default="resnet20,cnn10m")
+    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
+    parser.add_argument(
+        "--compiled", action="store_true", help="also time use_backend('compiled') (compiles)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load = os.getloadavg()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{platform.processor() or platform.machine()}"
+        f"{platform.processor() or platform.machine()}, load average "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
-    for label, shapes, block in [
-        ("resnet20", resnet20_shapes(), 20),
-        ("cnn10m", cnn10m_shapes(), 3),
-    ]:
+    print(
+        f"protocol: float32, fixed grads; 3 warm-up steps each; {args.reps} interleaved "
+        "repetitions (rotating order), each the mean of a block of steps; medians; ratios to "
+        "torch fused (xF) and torch foreach (xE) of the same run"
+    )
+    extra = {"trainlab-compiled": compiled_builder} if args.compiled else {}
+    sizes = {"resnet20": (resnet20_shapes(), 20), "cnn10m": (cnn10m_shapes(), 3)}
+    for label in args.sizes.split(","):
+        shapes, block = sizes[label]
         n = sum(torch.Size(s).numel() for s in shapes)
         print(f"\n{label}: {len(shapes)} tensors, {n / 1e6:.2f}M params (median of {args.reps})")
-        for name in OPTIMIZERS:
-            med = bench(shapes, name, args.reps, block)
-            base = med["torch-fused"]
-            cells = "  ".join(f"{k} {v * 1e6:8.0f}us {v / base:5.2f}x" for k, v in med.items())
+        for name in args.optimizers.split(","):
+            med = bench(shapes, name, args.reps, block, extra)
+            fused, foreach = med["torch-fused"], med["torch-foreach"]
+            cells = "  ".join(
+                f"{k} {v * 1e6:7.0f}us" for k, v in med.items() if not k.startswith("trainlab")
+            )
             print(f"  {name:13s} {cells}")
+            for k, v in med.items():
+                if k.startswith("trainlab"):
+                    print(
+                        f"  {'':13s} {k:18s} {v * 1e6:7.0f}us  {v / fused:5.2f}xF  "
+                        f"{v / foreach:5.2f}xE"
+                    )
+    load = os.getloadavg()
+    print(f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 if __name__ == "__main__":

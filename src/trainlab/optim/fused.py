@@ -64,7 +64,7 @@ def _packed_like(xs: Sequence[Tensor]) -> list[Tensor]:
     out: list[Tensor] = []
     for lo, hi in bucket_runs(xs):
         if hi - lo == 1:
-            out.append(xs[lo].clone(memory_format=torch.contiguous_format))
+            out.append(xs[lo].clone())
             continue
         sizes = [x.numel() for x in xs[lo:hi]]
         flat = torch.empty(sum(sizes), dtype=xs[lo].dtype, device=xs[lo].device)
