@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from trainlab import optim
 from trainlab.builders import build_optimizer, build_schedule
-from trainlab.config import OptimizerConfig, RecipeError
+from trainlab.config import OptimizerConfig, RecipeError, validate_recipe
 from trainlab.nn import mlp
 from trainlab.train.loop import train_step
 
@@ -82,13 +82,21 @@ def test_lookahead_section_keeps_slow_weights_in_state():
             {"name": "sgd", "chain": [{"name": "scale_by_adma"}]},
             "unknown transform 'scale_by_adma'",
         ),
-        ({"name": "sgd", "sam": {"policy": "eg_sam"}}, "SAM policy 'eg_sam' is not one of"),
+        (
+            {"name": "sgd", "sam": {"policy": "eg_sam"}},
+            "unknown SAM policy 'eg_sam' (did you mean 'eg-sam'?)",
+        ),
+        (
+            {"name": "sgd", "sam": {"policy": "sam", "rh": 1}},
+            "SAM policy 'sam': unknown argument 'rh'",
+        ),
         ({"name": "adam", "betas": [0.9, 1.5]}, "recipe field optimizer"),
     ],
 )
 def test_bad_optimizer_sections_fail_in_one_line(cfg, expected):
     with pytest.raises(RecipeError) as info:
-        build_optimizer(OptimizerConfig(lr=0.1, **cfg), model())
+        recipe = validate_recipe({"optimizer": {"lr": 0.1, **cfg}})
+        build_optimizer(recipe.optimizer, model())
     assert expected in str(info.value) and "\n" not in str(info.value)
 
 

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from trainlab.data import DATASETS
 from trainlab.names import closest_name_error
 from trainlab.nn import ACTIVATIONS
+from trainlab.optim import ALIASES, POLICIES
+from trainlab.schedules import SCHEDULES
 
 
 class RecipeError(ValueError):
@@ -109,6 +111,11 @@ class SamConfig(BaseModel):
 
     policy: str = "sam"
 
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        return _known("SAM policy", v, POLICIES)
+
     def kwargs(self) -> dict[str, Any]:
         """Every field except `policy`."""
         return {k: v for k, v in self.model_dump().items() if k != "policy"}
@@ -134,6 +141,11 @@ class OptimizerConfig(BaseModel):
     sam: SamConfig | None = None
     lookahead: LookaheadConfig | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _optimizer(cls, v: str) -> str:
+        return v if v.startswith("torch.") else _known("optimizer", v, [*ALIASES, "torch.<Class>"])
+
     def kwargs(self) -> dict[str, Any]:
         """The alias's keyword arguments: every extra field, plus lr."""
         skip = {"name", "chain", "sam", "lookahead"}
@@ -147,6 +159,11 @@ class ScheduleConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = "constant"
+
+    @field_validator("name")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        return _known("schedule", v, SCHEDULES)
 
     def kwargs(self) -> dict[str, Any]:
         """Every field except `name`."""

@@ -1,0 +1,68 @@
+"""`trainlab compare`: every variant x seed runs, the table's means are the runs' means."""
+
+import json
+import statistics
+
+from trainlab.cli import main
+
+BASE = """
+data: {name: digits, batch_size: 32, normalize: per_channel}
+model: {name: mlp, widths: [32]}
+optimizer: {name: sgd, lr: 0.1, momentum: 0.9}
+schedule: {name: constant}
+train: {epochs: 2, channels_last: false}
+"""
+
+
+def write_spec(tmp_path, variants: str):
+    (tmp_path / "base.yaml").write_text(BASE)
+    spec = tmp_path / "cmp.yaml"
+    spec.write_text(f"name: t\nrecipe: base.yaml\nseeds: [0, 1]\nvariants:\n{variants}")
+    return spec
+
+
+def test_compare_runs_each_variant_and_seed(tmp_path, capsys):
+    spec = write_spec(tmp_path, "  sgd: {}\n  sam: {optimizer.sam: {policy: sam, rho: 0.05}}\n")
+    assert main(["compare", str(spec), "--runs-dir", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    (study,) = (tmp_path / "runs").iterdir()
+    rows = json.loads((study / "results.json").read_text())
+    assert [(r["variant"], r["seed"]) for r in rows] == [
+        ("sgd", 0),
+        ("sgd", 1),
+        ("sam", 0),
+        ("sam", 1),
+    ]
+    for variant in ("sgd", "sam"):
+        accs = [r["test_acc"] for r in rows if r["variant"] == variant]
+        mean, std = 100 * statistics.fmean(accs), 100 * statistics.stdev(accs)
+        expected = f"| {variant} | {mean:.2f} ± {std:.2f} |"
+        assert expected in out and expected in (study / "table.md").read_text()
+    assert len({r["test_acc"] for r in rows if r["variant"] == "sgd"}) == 2, "seeds should differ"
+
+
+def test_bad_variant_fails_before_any_run(tmp_path, capsys):
+    spec = write_spec(tmp_path, "  sgd: {}\n  bad: {optimizer.sam: {policy: eg_sam}}\n")
+    assert main(["compare", str(spec), "--runs-dir", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err
+    assert "variant bad: recipe field optimizer.sam.policy: unknown SAM policy 'eg_sam'" in err
+    assert "(did you mean 'eg-sam'?)" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_schedule_plot_writes_png(tmp_path, capsys):
+    out = tmp_path / "s.png"
+    argv = [
+        "schedule",
+        "plot",
+        "step_decay",
+        "--set",
+        "step_size=10",
+        "--set",
+        "gamma=0.5",
+        "--steps",
+        "30",
+    ]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "lr(29)=0.025" in capsys.readouterr().out
