@@ -62,7 +62,11 @@ def cmd_data(args: argparse.Namespace) -> int:
         if args.action == "info":
             print(json.dumps(info, indent=2, default=str))
         else:
-            print(f"{name:<14} {info.get('task', ''):<15} {info.get('where', '')}")
+            shape = "x".join(str(d) for d in info["input_shape"])
+            sizes = f"{info['train_size']}/{info['test_size']}"
+            found = info.get("found", True)
+            where = info["source"] if found else f"not found: {info['how_to_get']}"
+            print(f"{name:<14} {info['task']:<15} {shape:<9} {sizes:<12} {where}")
     return 0
 
 
