@@ -151,6 +151,7 @@ def _fast_adam(
     """
     has_l2, has_dec = _is_on(l2), _is_on(decoupled)
     cache = fused.PlanCache()
+    use_compiled = current_backend() == "compiled"
 
     def step(targets: list[Tensor], grads: Updates, state: State, params: Params) -> State:
         l2_t = 0.0
@@ -182,6 +183,7 @@ def _fast_adam(
             l2=l2_t,
             decay=decay,
             step=lr_t * c2 / c1,
+            compiled=use_compiled,
         )
         s.count.add_(1)
         lr_advance(lr, lr_state, lr_t, inplace=True)

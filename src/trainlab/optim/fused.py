@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from trainlab.optim import compiled as compiled_ops
 from trainlab.optim.transform import Transform, with_inplace
 
 SMALL = 1 << 16  # tensors with fewer elements than this are packed into shared buckets
@@ -196,17 +197,33 @@ def adam_kernel(
     l2: float,
     decay: float,
     step: float,
+    compiled: bool = False,
 ) -> None:
     """``targets += -step * m / (sqrt(v) + eps) - decay * params`` after the moment updates.
 
     ``step = lr * c2 / c1`` and ``eps`` already times ``c2`` (bias corrections folded in);
     ``l2`` is added to the gradient first (coupled L2). ``nu_max`` is empty unless amsgrad.
+    ``compiled`` (backend ``"compiled"``): the elementwise math of each bucket is one
+    ``torch.compile``-d pass (`trainlab.optim.compiled`), the rest as above.
     """
     ams = bool(nu_max)
+    hyper: dict[torch.dtype, Tensor] = {}  # compiled: the scalars as a tensor (no recompiles)
     for b in plan.buckets:
         lo, hi = b.lo, b.hi
         tmp = b.tmp
         assert tmp is not None
+        if compiled:
+            dtype = params[lo].dtype
+            if dtype not in hyper:
+                values = [1.0 - b1, b2, 1.0 - b2, eps, l2, decay, step]
+                hyper[dtype] = torch.tensor(values, dtype=dtype)
+            h = hyper[dtype]
+            if b.flats is None and targets is params:
+                flat = flat_views(params[lo], grads[lo], mu[lo], nu[lo], *nu_max[lo:hi])
+                if flat is not None:  # the whole step in one compiled pass, into the param
+                    p, g, m, v, *rest = flat
+                    compiled_ops.adam_param(p, g, m, v, rest[0] if ams else v, h, ams, bool(l2))
+                    continue
         if b.flats is not None:
             g = b.grad
             assert g is not None
@@ -221,18 +238,41 @@ def adam_kernel(
                 g = torch.add(g, params[lo], alpha=l2, out=tmp)
             m, v = mu[lo], nu[lo]
             v_hat = nu_max[lo] if ams else v
-        m.lerp_(g, 1.0 - b1)
-        v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
-        if ams:
-            torch.maximum(v_hat, v, out=v_hat)
-        torch.sqrt(v_hat, out=tmp).add_(eps)
+        flat = flat_views(g, m, v, v_hat, tmp) if compiled else None
+        if flat is not None:  # tmp = m / (sqrt(v_hat) + eps) after the moments, one pass
+            compiled_ops.adam_direction(*flat, h, ams)
+        else:
+            m.lerp_(g, 1.0 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+            if ams:
+                torch.maximum(v_hat, v, out=v_hat)
+            torch.sqrt(v_hat, out=tmp).add_(eps)
         if decay:
             torch._foreach_add_(targets[lo:hi], params[lo:hi], alpha=-decay)
-        if b.flats is not None:
-            torch.div(m, tmp, out=tmp)
-            torch._foreach_add_(targets[lo:hi], b.tmp_views, alpha=-step)
-        else:
+        if flat is None and b.flats is None:
             targets[lo].addcdiv_(m, tmp, value=-step)
+            continue
+        if flat is None:
+            torch.div(m, tmp, out=tmp)
+        views = b.tmp_views if b.flats is not None else [tmp]
+        torch._foreach_add_(targets[lo:hi], views, alpha=-step)
+
+
+def flat_views(*xs: Tensor) -> list[Tensor] | None:
+    """1-D views of same-shaped tensors with one dense memory layout (contiguous, channels_last,
+    ...), element i of each the same logical element; None if the layouts differ."""
+    first = xs[0]
+    if not all(x.stride() == first.stride() for x in xs):
+        return None
+    if first.is_contiguous():
+        return [x.view(-1) for x in xs]
+    n, dims = first.numel(), sorted(zip(first.stride(), first.shape, strict=True))
+    expect = 1
+    for stride, size in dims:  # dense: strides, sorted, are running products of the sizes
+        if size != 1 and stride != expect:
+            return None
+        expect *= size
+    return [x.as_strided((n,), (1,), x.storage_offset()) for x in xs]
 
 
 def sgd_kernel(

@@ -31,7 +31,7 @@ State = Any  # a NamedTuple of tensors / tensor lists, or a tuple of such (a cha
 Schedule = Callable[[int], float]  # 0-indexed step -> value
 Hyper = float | Schedule  # a hyperparameter: a constant or a schedule of the step count
 
-BACKENDS = ("fast", "reference")
+BACKENDS = ("fast", "reference", "compiled")
 _backend = "fast"
 
 
@@ -72,7 +72,10 @@ class ScheduledLrState(NamedTuple):
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
-    """Build transforms inside this block with backend ``"fast"`` (foreach) or ``"reference"``.
+    """Build transforms inside this block with backend ``"fast"`` (foreach / in-place kernels),
+    ``"reference"``, or ``"compiled"`` (opt in: as ``"fast"``, but the adam/adamw aliases run
+    their elementwise math as ``torch.compile``-d passes, `trainlab.optim.compiled`; the first
+    step compiles for a few seconds).
 
     The choice is made when a factory such as `scale_by_adam` is called, not at update time.
     """
@@ -87,13 +90,13 @@ def use_backend(name: str) -> Iterator[None]:
 
 
 def current_backend() -> str:
-    """The backend factories use right now: ``"fast"`` or ``"reference"``."""
+    """The backend factories use right now: ``"fast"``, ``"reference"`` or ``"compiled"``."""
     return _backend
 
 
 def pick(reference: Callable[..., Any], fast: Callable[..., Any]) -> Callable[..., Any]:
     """Return the update function of the current backend (used by every factory)."""
-    return fast if _backend == "fast" else reference
+    return reference if _backend == "reference" else fast
 
 
 # ---------------------------------------------------------------- hyperparameters
