@@ -152,13 +152,26 @@ class OptimizerConfig(BaseModel):
         return {k: v for k, v in self.model_dump().items() if k not in skip}
 
 
+class PlateauConfig(_Strict):
+    """Reduce the rate on a validation-loss plateau (torch's ReduceLROnPlateau, as a factor that
+    multiplies the schedule, so it composes with any of them)."""
+
+    reduction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    patience: Annotated[int, Field(ge=0)] = 10
+    threshold: Annotated[float, Field(ge=0)] = 1e-4
+    cooldown: Annotated[int, Field(ge=0)] = 0
+    min_factor: Annotated[float, Field(ge=0)] = 0.0
+
+
 class ScheduleConfig(BaseModel):
     """A learning-rate schedule by name (see `trainlab.schedules`) plus its arguments. The
-    optimizer's lr and the run's total step count fill the arguments the recipe leaves out."""
+    optimizer's lr and the run's total step count fill the arguments the recipe leaves out;
+    `plateau` multiplies it by a reduce-on-plateau factor driven by the validation loss."""
 
     model_config = ConfigDict(extra="allow")
 
     name: str = "constant"
+    plateau: PlateauConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -166,8 +179,8 @@ class ScheduleConfig(BaseModel):
         return _known("schedule", v, SCHEDULES)
 
     def kwargs(self) -> dict[str, Any]:
-        """Every field except `name`."""
-        return {k: v for k, v in self.model_dump().items() if k != "name"}
+        """The schedule's arguments: every field except `name` and `plateau`."""
+        return {k: v for k, v in self.model_dump().items() if k not in ("name", "plateau")}
 
 
 class TrainConfig(_Strict):

@@ -27,6 +27,7 @@ from trainlab.data import (
     prepare_splits,
 )
 from trainlab.report import plot_curves
+from trainlab.schedules import PlateauController, plateau_scaled
 from trainlab.train import (
     Interrupted,
     NonFiniteLossError,
@@ -38,6 +39,7 @@ from trainlab.train import (
     load_checkpoint,
     save_checkpoint,
 )
+from trainlab.train.callbacks import PlateauOnMetric
 from trainlab.train.losses import LossFn
 from trainlab.train.metrics_log import MetricsLog, append_jsonl, read_jsonl, truncate_after
 from trainlab.train.progress import ProgressBar
@@ -64,6 +66,7 @@ class Experiment:
     test: TensorSplit
     loss_fn: LossFn
     data_source: str
+    plateau: PlateauController | None = None
 
 
 @dataclass
@@ -115,8 +118,14 @@ def build(recipe: Recipe) -> Experiment:
     schedule = build_schedule(
         recipe.schedule.name, recipe.schedule.kwargs(), recipe.optimizer.lr, total
     )
+    plateau = None
+    if recipe.schedule.plateau is not None:
+        plateau = PlateauController(**recipe.schedule.plateau.model_dump())
+        schedule = plateau_scaled(schedule, plateau)
     loss_fn = get_loss(recipe.train.loss, recipe.train.label_smoothing)
-    return Experiment(recipe, model, optimizer, schedule, loader, val, test, loss_fn, bundle.source)
+    return Experiment(
+        recipe, model, optimizer, schedule, loader, val, test, loss_fn, bundle.source, plateau
+    )
 
 
 def new_run_dir(recipe: Recipe) -> Path:
@@ -176,7 +185,9 @@ def resume_run(run_dir: Path, *, quiet: bool = False, console: Console | None = 
     position = Position()
     checkpoint = latest_checkpoint(run_dir / "checkpoints")
     if checkpoint is not None:
-        position, _ = load_checkpoint(checkpoint, exp.model, exp.optimizer)
+        position, extra = load_checkpoint(checkpoint, exp.model, exp.optimizer)
+        if exp.plateau is not None:
+            exp.plateau.load_state_dict(extra["plateau"])
     truncate_after(run_dir / "metrics.jsonl", position.step)
     return _train(exp, run_dir, position, quiet, console)
 
@@ -187,11 +198,14 @@ def _train(
     cfg = exp.recipe.train
     metrics = run_dir / "metrics.jsonl"
     callbacks: list = [MetricsLog(metrics, cfg.log_every)]
+    if exp.plateau is not None:
+        callbacks.append(PlateauOnMetric(exp.plateau))
     if not quiet:
         callbacks.append(ProgressBar(cfg.epochs, console))
 
     def checkpoint(pos: Position) -> None:
-        save_checkpoint(run_dir / "checkpoints", exp.model, exp.optimizer, pos)
+        extra = {"plateau": exp.plateau.state_dict()} if exp.plateau is not None else None
+        save_checkpoint(run_dir / "checkpoints", exp.model, exp.optimizer, pos, extra)
 
     with interrupt_on_signals() as interrupt, _stopped_runs(run_dir):
         position = fit(

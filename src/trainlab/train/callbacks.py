@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+from trainlab.schedules import PlateauController
 from trainlab.train.records import EpochRecord, StepRecord
 
 STOP: Literal["stop"] = "stop"
@@ -33,4 +34,17 @@ class Hooks:
         return None
 
     def on_fit_end(self, history: list[dict]) -> None:
+        return None
+
+
+class PlateauOnMetric(Hooks):
+    """Feed an epoch metric (validation loss by default) to a `PlateauController`."""
+
+    def __init__(self, controller: PlateauController, metric: str = "val_loss") -> None:
+        self.controller, self.metric = controller, metric
+
+    def on_epoch_end(self, record: EpochRecord) -> Signal:
+        value = getattr(record, self.metric)
+        if value is not None:
+            self.controller.observe(value)
         return None
