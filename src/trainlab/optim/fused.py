@@ -247,14 +247,21 @@ def adam_kernel(
             if ams:
                 torch.maximum(v_hat, v, out=v_hat)
             torch.sqrt(v_hat, out=tmp).add_(eps)
-        if decay:
-            torch._foreach_add_(targets[lo:hi], params[lo:hi], alpha=-decay)
         if flat is None and b.flats is None:
+            if decay:
+                targets[lo].add_(params[lo], alpha=-decay)
             targets[lo].addcdiv_(m, tmp, value=-step)
             continue
         if flat is None:
             torch.div(m, tmp, out=tmp)
         views = b.tmp_views if b.flats is not None else [tmp]
+        if decay >= 1e-12 and targets is params:
+            # (1 - decay) * p - step * d in one pass: lerp p towards -step/decay * d.
+            tmp.mul_(-step / decay)
+            torch._foreach_lerp_(targets[lo:hi], views, decay)
+            continue
+        if decay:
+            torch._foreach_add_(targets[lo:hi], params[lo:hi], alpha=-decay)
         torch._foreach_add_(targets[lo:hi], views, alpha=-step)
 
 

@@ -121,13 +121,14 @@ class Optimizer(torch.optim.Optimizer):
                 loss = closure()
         for i, group in enumerate(self.param_groups):
             params: list[Tensor] = group["params"]
-            if all(p.grad is None for p in params):
-                continue
-            grads = []
-            for p in params:
-                if p.grad is not None and p.grad.is_sparse:
-                    raise ValueError("Optimizer: sparse gradients are not supported")
-                grads.append(torch.zeros_like(p) if p.grad is None else p.grad)
+            grads = [p.grad for p in params]
+            if any(g is None for g in grads):
+                if all(g is None for g in grads):
+                    continue
+                pairs = zip(params, grads, strict=True)
+                grads = [torch.zeros_like(p) if g is None else g for p, g in pairs]
+            if any(g.is_sparse for g in grads):
+                raise ValueError("Optimizer: sparse gradients are not supported")
             self._sync_lr_in(i)
             transform = group["transform"]
             inplace = inplace_step(transform)
