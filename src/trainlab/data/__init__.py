@@ -29,3 +29,7 @@ __all__ = [
     "train_val_split",
     "write_idx",
 ]
+
+from .preprocess import PCA, Centerer, Preprocessor, load_preprocessor, make_preprocessor
+
+__all__ += ["PCA", "Centerer", "Preprocessor", "load_preprocessor", "make_preprocessor"]
