@@ -157,21 +157,21 @@ class _BatchRenorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        xf = x.float()
-        if not self.training:
-            # Exactly BatchNorm's inference: y = γ (x − μ) / sqrt(var + ε) + β.
-            y = F.batch_norm(
-                xf,
-                self.running_mean,
-                self.running_var,
-                self.weight,
-                self.bias,
-                False,
-                0.0,
-                self.eps,
-            )
-            return y.to(x.dtype)
-        return self._train_forward(xf).to(x.dtype)
+        # Compute in float32 at least (float64 stays float64); the output has x's dtype.
+        xf = x.to(torch.promote_types(x.dtype, torch.float32))
+        y = self._train_forward(xf) if self.training else self._eval_forward(xf)
+        return y.to(x.dtype)
+
+    def _affine(self, dtype: torch.dtype) -> tuple[Tensor | None, Tensor | None]:
+        if not self.affine:
+            return None, None
+        return self.weight.to(dtype), self.bias.to(dtype)
+
+    def _eval_forward(self, xf: Tensor) -> Tensor:
+        # Exactly BatchNorm's inference: y = γ (x − μ) / sqrt(var + ε) + β.
+        weight, bias = self._affine(xf.dtype)
+        mean, var = self.running_mean.to(xf.dtype), self.running_var.to(xf.dtype)
+        return F.batch_norm(xf, mean, var, weight, bias, False, 0.0, self.eps)
 
     def _train_forward(self, xf: Tensor) -> Tensor:
         dims = [0, *range(2, xf.ndim)]
@@ -183,27 +183,20 @@ class _BatchRenorm(nn.Module):
             )
         var_b, mean_b = torch.var_mean(xf, dim=dims, correction=0)
         std_b = torch.sqrt(var_b + self.eps)
-        r_max, d_max = self.current_limits()
-        r, d = renorm_correction(
-            mean_b,
-            std_b,
-            self.running_mean,
-            torch.sqrt(self.running_var + self.eps),
-            r_max,
-            d_max,
-        )
+        running_mean = self.running_mean.to(xf.dtype)
+        running_std = torch.sqrt(self.running_var.to(xf.dtype) + self.eps)
+        r, d = renorm_correction(mean_b, std_b, running_mean, running_std, *self.current_limits())
         # y = γ ((x − μ_B)/σ_B · r + d) + β, folded into one per-channel scale and shift.
-        gamma = self.weight if self.affine else torch.ones_like(r)
-        beta = self.bias if self.affine else torch.zeros_like(d)
-        scale = gamma * r / std_b
-        shift = beta + gamma * d - mean_b * scale
+        gamma, beta = self._affine(xf.dtype)
+        scale = r / std_b if gamma is None else gamma * r / std_b
+        shift = d - mean_b * scale if gamma is None else beta + gamma * d - mean_b * scale
         view = [1, self.num_features] + [1] * (xf.ndim - 2)
         y = xf * scale.view(view) + shift.view(view)
         with torch.no_grad():
-            # As torch's BatchNorm: momentum on the mean and the unbiased variance.
-            unbiased = var_b.detach() * (count / (count - 1))
-            self.running_mean.lerp_(mean_b.detach(), self.momentum)
-            self.running_var.lerp_(unbiased, self.momentum)
+            # As torch's BatchNorm: momentum on the mean and on the unbiased variance.
+            unbiased = var_b * (count / (count - 1))
+            self.running_mean.lerp_(mean_b.to(self.running_mean.dtype), self.momentum)
+            self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
             self.num_batches_tracked.add_(1)
         return y
 
