@@ -231,7 +231,8 @@ def add_weight_noise(
     ``parametrizations.weight.original``; `remove_weight_noise` undoes it."""
     _check_std(std, "weight noise std")
     for m in [m for m in model.modules() if isinstance(m, types)]:
-        parametrize.register_parametrization(m, "weight", WeightNoise(std, generator))
+        # unsafe=True: skip the consistency check, which would call forward and draw noise.
+        parametrize.register_parametrization(m, "weight", WeightNoise(std, generator), unsafe=True)
     return model
 
 
