@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from trainlab.nn.norms import (
+    BATCH_STAT_NORMS,
     NORMS,
     PAPER_D_MAX,
     PAPER_R_MAX,
@@ -41,11 +42,13 @@ def _channel_view(t: torch.Tensor, ndim: int) -> torch.Tensor:
 # --- Batch Renorm == BatchNorm when r_max = 1, d_max = 0 -------------------------------------
 
 
+@pytest.mark.parametrize("momentum", [0.2, None])
 @pytest.mark.parametrize(("renorm_cls", "bn_cls", "shape"), CASES)
-def test_batch_renorm_equals_batchnorm_over_training_steps(renorm_cls, bn_cls, shape):
+def test_batch_renorm_equals_batchnorm_over_training_steps(renorm_cls, bn_cls, shape, momentum):
     gen = torch.Generator().manual_seed(0)
-    br = renorm_cls(shape[1], r_max=1.0, d_max=0.0, momentum=0.2).double()
-    bn = bn_cls(shape[1], momentum=0.2).double()
+    br = renorm_cls(shape[1], r_max=1.0, d_max=0.0, momentum=momentum).double()
+    bn = bn_cls(shape[1], momentum=momentum).double()
+    assert isinstance(br, BATCH_STAT_NORMS) and isinstance(bn, BATCH_STAT_NORMS)
     for step in range(6):
         x = torch.randn(shape, generator=gen, dtype=torch.float64) * 3 + 2
         x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()

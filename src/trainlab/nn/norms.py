@@ -93,7 +93,7 @@ class _BatchRenorm(nn.Module):
         self,
         num_features: int,
         eps: float = 1e-5,
-        momentum: float = 0.1,
+        momentum: float | None = 0.1,
         affine: bool = True,
         r_max: Limit | None = None,
         d_max: Limit | None = None,
@@ -101,7 +101,7 @@ class _BatchRenorm(nn.Module):
         super().__init__()
         if num_features < 1:
             raise ValueError(f"batch_renorm num_features must be >= 1, got {num_features}")
-        if not 0.0 <= momentum <= 1.0:
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"batch_renorm momentum must be in [0, 1], got {momentum}")
         if eps <= 0:
             raise ValueError(f"batch_renorm eps must be > 0, got {eps}")
@@ -198,11 +198,15 @@ class _BatchRenorm(nn.Module):
         bias = d if beta is None else beta + gamma * d
         y = F.batch_norm(xf, None, None, weight, bias, True, 0.0, self.eps)
         with torch.no_grad():
-            # As torch's BatchNorm: momentum on the mean and on the unbiased variance.
-            unbiased = var_b * (count / (count - 1))
-            self.running_mean.lerp_(mean_b.to(self.running_mean.dtype), self.momentum)
-            self.running_var.lerp_(unbiased.to(self.running_var.dtype), self.momentum)
+            # As torch's BatchNorm: momentum on the mean and on the unbiased variance;
+            # momentum=None is the cumulative average over the batches seen (factor 1/t).
             self.num_batches_tracked.add_(1)
+            factor = self.momentum
+            if factor is None:
+                factor = 1.0 / float(self.num_batches_tracked)
+            unbiased = var_b * (count / (count - 1))
+            self.running_mean.lerp_(mean_b.to(self.running_mean.dtype), factor)
+            self.running_var.lerp_(unbiased.to(self.running_var.dtype), factor)
         return y
 
 
@@ -223,7 +227,8 @@ class BatchRenorm2d(_BatchRenorm):
         d = stop_gradient(clip((μ_B − μ) / σ, −d_max, d_max))
         y = γ ((x − μ_B) / σ_B · r + d) + β
         running_mean ← (1 − m) running_mean + m μ_B,  running_var ← (1 − m) running_var + m s²_B
-    with s²_B the unbiased batch variance, exactly as ``torch.nn.BatchNorm2d`` (the paper moves
+    with s²_B the unbiased batch variance (m = 1/t, a cumulative average, if momentum is None),
+    exactly as ``torch.nn.BatchNorm2d`` (the paper moves
     σ itself; we keep BatchNorm's buffers so inference and state_dicts are interchangeable).
     Inference: y = γ (x − running_mean) / sqrt(running_var + ε) + β, BatchNorm's formula.
 
@@ -234,6 +239,11 @@ class BatchRenorm2d(_BatchRenorm):
     """
 
     _input_ndims = (4,)
+
+
+#: Layers that normalize with batch statistics in training and keep running statistics: what
+#: code that recomputes or freezes BatchNorm statistics (mode connectivity, SWA) should match.
+BATCH_STAT_NORMS: tuple[type[nn.Module], ...] = (nn.modules.batchnorm._BatchNorm, _BatchRenorm)
 
 
 # ---------------------------------------------------------------------------------------------
