@@ -553,6 +553,7 @@ def test_bad_names_and_arguments_fail_in_one_line() -> None:
         "valid: constant,",
     )
     one_line_error(lambda: I.get_initializer("he_norml"), "did you mean 'he_normal'?")
+    one_line_error(lambda: I.get_initializer("lsuv"), "trainlab.init.lsuv(model, batch")
     one_line_error(lambda: I.get_initializer("normal", std=-1.0), "std must be", "> 0", "-1")
     one_line_error(lambda: I.normal((3, 3), generator=gen(), std=-0.1), "normal: std must be")
     one_line_error(lambda: I.get_initializer("uniform", a=0), "a must be a finite number > 0")

@@ -101,6 +101,11 @@ InitSpec: TypeAlias = str | Mapping[str, Any] | Initializer | Callable[..., torc
 
 
 def _unknown(where: str, name: object) -> ValueError:
+    if name == "lsuv":
+        return ValueError(
+            f"{where}: 'lsuv' is not a per-tensor initializer (it needs the model and a batch); "
+            "call trainlab.init.lsuv(model, batch, generator=...)"
+        )
     valid = sorted(INITIALIZERS)
     close = difflib.get_close_matches(str(name), valid, n=1, cutoff=0.0)
     hint = f"did you mean {close[0]!r}? " if close else ""
