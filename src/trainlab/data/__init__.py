@@ -30,6 +30,15 @@ __all__ = [
     "write_idx",
 ]
 
+from .augment import AUGMENTATIONS, Augment
 from .preprocess import PCA, Centerer, Preprocessor, load_preprocessor, make_preprocessor
 
-__all__ += ["PCA", "Centerer", "Preprocessor", "load_preprocessor", "make_preprocessor"]
+__all__ += [
+    "AUGMENTATIONS",
+    "PCA",
+    "Augment",
+    "Centerer",
+    "Preprocessor",
+    "load_preprocessor",
+    "make_preprocessor",
+]
