@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 from .augment import AUGMENTATIONS, Augment
+from .kfold import kfold_splits, kfold_subsets
+from .label_noise import inject_label_noise, with_label_noise
 from .preprocess import PCA, Centerer, Preprocessor, load_preprocessor, make_preprocessor
 
 __all__ += [
@@ -40,5 +42,9 @@ __all__ += [
     "Centerer",
     "Preprocessor",
     "load_preprocessor",
+    "inject_label_noise",
+    "kfold_splits",
+    "kfold_subsets",
     "make_preprocessor",
+    "with_label_noise",
 ]
