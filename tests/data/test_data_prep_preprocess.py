@@ -123,6 +123,13 @@ def test_centering_gives_zero_training_mean(mode: str) -> None:
     torch.testing.assert_close(out.std(dim=dims), x.std(dim=dims))
 
 
+def test_centering_uint8_images_gives_float() -> None:
+    x = torch.tensor([[[[0, 255]]], [[[3, 0]]]], dtype=torch.uint8)  # (2, 1, 1, 2)
+    out = Centerer.fit(x, "mean_image").apply(x)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, torch.tensor([[[[-1.5, 127.5]]], [[[1.5, -127.5]]]]))
+
+
 def test_make_preprocessor_by_name_and_fit_apply() -> None:
     x = correlated_gaussian(300, 6, seed=4)
     train, val = TensorSplit(x[:200], torch.arange(200)), TensorSplit(x[200:], torch.arange(100))

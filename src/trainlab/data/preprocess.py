@@ -56,7 +56,8 @@ class Centerer:
         if mode not in CENTER_MODES:
             raise ValueError(f"center mode must be one of {', '.join(CENTER_MODES)}; got {mode!r}")
         dims = _reduce_dims(x, CENTER_MODES[mode])
-        mean = x.to(torch.float64).mean(dim=dims, keepdim=True).to(x.dtype)
+        dtype = x.dtype if x.is_floating_point() else torch.float32  # uint8 images -> float
+        mean = x.to(torch.float64).mean(dim=dims, keepdim=True).to(dtype)
         return cls(mode, mean)
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
