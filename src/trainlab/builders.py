@@ -16,6 +16,7 @@ from trainlab import optim
 from trainlab.config import OptimizerConfig, Recipe, RecipeError
 from trainlab.names import closest_name_error
 from trainlab.schedules import SCHEDULES, get_schedule
+from trainlab.train.regularizers import ActivityPenalty, WeightPenalty, penalized_params
 
 
 def build_model(recipe: Recipe, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
@@ -104,3 +105,22 @@ def build_schedule(
         return get_schedule(name, **args)
     except (ValueError, TypeError) as err:
         raise RecipeError(f"recipe field schedule: {err}") from None
+
+
+def build_penalty(recipe: Recipe, model: nn.Module) -> Callable[[], torch.Tensor] | None:
+    """The recipe's weight and activity penalties as one callable, or None if all are off."""
+    reg = recipe.regularization
+    parts: list[Callable[[], torch.Tensor]] = []
+    if reg.l1 or reg.l2 or reg.group:
+        params = penalized_params(model, reg.include_1d)
+        parts.append(WeightPenalty(params, l1=reg.l1, l2=reg.l2, group=reg.group))
+    if reg.activity is not None:
+        try:
+            parts.append(
+                ActivityPenalty(model, reg.activity.layers, reg.activity.l1, reg.activity.l2)
+            )
+        except ValueError as err:
+            raise RecipeError(f"recipe field regularization.activity.layers: {err}") from None
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else lambda: sum(p() for p in parts)

@@ -19,6 +19,7 @@ from trainlab.names import closest_name_error
 from trainlab.nn import ACTIVATIONS
 from trainlab.optim import ALIASES, POLICIES
 from trainlab.schedules import SCHEDULES
+from trainlab.train.losses import LOSSES
 
 
 class RecipeError(ValueError):
@@ -183,16 +184,46 @@ class ScheduleConfig(BaseModel):
         return {k: v for k, v in self.model_dump().items() if k not in ("name", "plateau")}
 
 
+class EarlyStoppingConfig(_Strict):
+    """Stop when `monitor` has not improved by `min_delta` for `patience` epochs; restore the
+    best epoch's weights. On by default; `train.early_stopping: null` turns it off."""
+
+    monitor: Literal["val_loss", "val_acc", "train_loss"] = "val_loss"
+    patience: Annotated[int, Field(ge=1)] = 10
+    min_delta: Annotated[float, Field(ge=0)] = 0.0
+    restore_best: bool = True
+
+
 class TrainConfig(_Strict):
-    """The loop: epochs, loss, checkpoints, logging."""
+    """The loop: epochs, loss, early stopping, checkpoints, logging."""
 
     epochs: Annotated[int, Field(ge=1)] = 4
-    loss: Literal["cross_entropy", "mse"] = "cross_entropy"
+    loss: Literal[LOSSES] = "cross_entropy"  # type: ignore[valid-type]
+    early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     checkpoint_every: Annotated[int, Field(ge=1)] = 1
     checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = None
     log_every: Annotated[int, Field(ge=1)] = 50
     channels_last: bool = True
+
+
+class ActivityConfig(_Strict):
+    """Penalize the outputs of the named layers (names as in model.named_modules())."""
+
+    layers: list[str]
+    l1: Annotated[float, Field(ge=0)] = 0.0
+    l2: Annotated[float, Field(ge=0)] = 0.0
+
+
+class RegularizationConfig(_Strict):
+    """Penalties on the objective: l1·Σ|w| + l2/2·Σw² + group·Σ‖W_i‖₂ over weights (1-D
+    parameters too if `include_1d`), and activity regularization."""
+
+    l1: Annotated[float, Field(ge=0)] = 0.0
+    l2: Annotated[float, Field(ge=0)] = 0.0
+    group: Annotated[float, Field(ge=0)] = 0.0
+    include_1d: bool = False
+    activity: ActivityConfig | None = None
 
 
 class Recipe(_Strict):
@@ -211,6 +242,7 @@ class Recipe(_Strict):
         default_factory=lambda: ScheduleConfig(name="one_cycle", pct_start=0.25)
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
+    regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
     runs_dir: str = "runs"
 
     @model_validator(mode="before")

@@ -17,7 +17,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from trainlab.builders import build_model, build_optimizer, build_schedule
+from trainlab.builders import build_model, build_optimizer, build_penalty, build_schedule
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
 from trainlab.data import (
     InMemoryLoader,
@@ -39,7 +39,8 @@ from trainlab.train import (
     load_checkpoint,
     save_checkpoint,
 )
-from trainlab.train.callbacks import PlateauOnMetric
+from trainlab.train.callbacks import Callback, PlateauOnMetric
+from trainlab.train.early_stopping import EarlyStopping
 from trainlab.train.losses import LossFn
 from trainlab.train.metrics_log import MetricsLog, append_jsonl, read_jsonl, truncate_after
 from trainlab.train.progress import ProgressBar
@@ -66,7 +67,9 @@ class Experiment:
     test: TensorSplit
     loss_fn: LossFn
     data_source: str
-    plateau: PlateauController | None = None
+    callbacks: list[Callback]  # recipe-driven callbacks (plateau, early stopping)
+    stateful: dict[str, Any]  # components whose state_dict() goes into checkpoints
+    penalty: Callable[[], torch.Tensor] | None
 
 
 @dataclass
@@ -118,14 +121,29 @@ def build(recipe: Recipe) -> Experiment:
     schedule = build_schedule(
         recipe.schedule.name, recipe.schedule.kwargs(), recipe.optimizer.lr, total
     )
-    plateau = None
+    stateful: dict[str, Any] = {}
+    callbacks: list[Callback] = []
     if recipe.schedule.plateau is not None:
         plateau = PlateauController(**recipe.schedule.plateau.model_dump())
         schedule = plateau_scaled(schedule, plateau)
+        stateful["plateau"] = plateau
+        callbacks.append(PlateauOnMetric(plateau))
+    if recipe.train.early_stopping is not None:
+        stopper = EarlyStopping(
+            model, **recipe.train.early_stopping.model_dump(), mode=_mode(recipe)
+        )
+        stateful["early_stopping"] = stopper
+        callbacks.append(stopper)
     loss_fn = get_loss(recipe.train.loss, recipe.train.label_smoothing)
     return Experiment(
-        recipe, model, optimizer, schedule, loader, val, test, loss_fn, bundle.source, plateau
-    )
+        recipe, model, optimizer, schedule, loader, val, test, loss_fn, bundle.source,
+        callbacks, stateful, build_penalty(recipe, model),
+    )  # fmt: skip
+
+
+def _mode(recipe: Recipe) -> str:
+    monitor = recipe.train.early_stopping.monitor if recipe.train.early_stopping else ""
+    return "max" if monitor.endswith("acc") else "min"
 
 
 def new_run_dir(recipe: Recipe) -> Path:
@@ -186,8 +204,8 @@ def resume_run(run_dir: Path, *, quiet: bool = False, console: Console | None = 
     checkpoint = latest_checkpoint(run_dir / "checkpoints")
     if checkpoint is not None:
         position, extra = load_checkpoint(checkpoint, exp.model, exp.optimizer)
-        if exp.plateau is not None:
-            exp.plateau.load_state_dict(extra["plateau"])
+        for name, component in exp.stateful.items():
+            component.load_state_dict(extra[name])
     truncate_after(run_dir / "metrics.jsonl", position.step)
     return _train(exp, run_dir, position, quiet, console)
 
@@ -198,13 +216,12 @@ def _train(
     cfg = exp.recipe.train
     metrics = run_dir / "metrics.jsonl"
     callbacks: list = [MetricsLog(metrics, cfg.log_every)]
-    if exp.plateau is not None:
-        callbacks.append(PlateauOnMetric(exp.plateau))
+    callbacks.extend(exp.callbacks)
     if not quiet:
         callbacks.append(ProgressBar(cfg.epochs, console))
 
     def checkpoint(pos: Position) -> None:
-        extra = {"plateau": exp.plateau.state_dict()} if exp.plateau is not None else None
+        extra = {name: component.state_dict() for name, component in exp.stateful.items()}
         save_checkpoint(run_dir / "checkpoints", exp.model, exp.optimizer, pos, extra)
 
     with interrupt_on_signals() as interrupt, _stopped_runs(run_dir):
@@ -214,6 +231,7 @@ def _train(
             checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
             checkpoint_every_steps=cfg.checkpoint_every_steps, interrupt=interrupt,
             eval_batch_size=exp.recipe.data.eval_batch_size, channels_last=cfg.channels_last,
+            penalty=exp.penalty,
         )  # fmt: skip
     return _finish(exp, run_dir, position)
 

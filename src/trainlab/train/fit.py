@@ -37,12 +37,15 @@ def fit(
     interrupt: threading.Event | None = None,
     eval_batch_size: int = 1000,
     channels_last: bool = False,
+    penalty: Callable[[], torch.Tensor] | None = None,
 ) -> Position:
     """Train for `epochs` epochs (continuing from `position` if given) and return where it ends.
 
     Per epoch: the mean training loss/accuracy of the steps taken, then validation loss and
-    accuracy on `val` without gradients. `checkpoint(position)` is called every
-    `checkpoint_every` epochs and every `checkpoint_every_steps` steps; when `interrupt` is set
+    accuracy on `val` without gradients. `penalty()` (e.g. a weight or activity penalty) is
+    added to the loss being minimised; the reported training loss is the data loss.
+    `checkpoint(position)` is called every `checkpoint_every` epochs and every
+    `checkpoint_every_steps` steps; when `interrupt` is set
     (e.g. by a Ctrl-C handler) a checkpoint is written after the current step and
     `Interrupted` is raised. A callback returning STOP from `on_epoch_end` ends training."""
     pos = position or Position()
@@ -54,6 +57,7 @@ def fit(
         steps = epoch_steps(
             model, loader, optimizer, loss_fn, schedule, epoch=pos.epoch,
             start_batch=pos.batch, start_step=pos.step, channels_last=channels_last,
+            penalty=penalty,
         )  # fmt: skip
         lr = schedule(max(pos.step - 1, 0))
         for rec in steps:

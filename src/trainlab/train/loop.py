@@ -50,6 +50,7 @@ def epoch_steps(
     start_batch: int = 0,
     start_step: int = 0,
     channels_last: bool = False,
+    penalty: Callable[[], torch.Tensor] | None = None,
 ) -> Iterator[StepRecord]:
     """Run the steps of one epoch from `start_batch`, yielding a record after each.
 
@@ -63,7 +64,8 @@ def epoch_steps(
         for group in optimizer.param_groups:
             group["lr"] = lr
         try:
-            value, correct = train_step(model, optimizer, loss_fn, _as_input(x, channels_last), y)
+            x = _as_input(x, channels_last)
+            value, correct = train_step(model, optimizer, loss_fn, x, y, penalty)
         except NonFiniteLossError as err:
             raise NonFiniteLossError(err.value, step + 1, epoch, batch) from None
         step += 1
@@ -76,11 +78,13 @@ def train_step(
     loss_fn: LossFn,
     x: torch.Tensor,
     y: torch.Tensor,
+    penalty: Callable[[], torch.Tensor] | None = None,
 ) -> tuple[float, int]:
-    """One `optimizer.step(closure)`; returns the loss and number of correct predictions at the
-    weights before the step. The closure form serves one-pass optimizers and two-pass ones
-    (SAM and its variants call it twice) alike. A non-finite loss on the first evaluation
-    raises NonFiniteLossError before backward, so no step is applied."""
+    """One `optimizer.step(closure)` on the objective loss + penalty(); returns the data loss
+    and the number of correct predictions at the weights before the step. The closure form
+    serves one-pass optimizers and two-pass ones (SAM and its variants call it twice) alike.
+    A non-finite loss on the first evaluation raises NonFiniteLossError before backward, so
+    no step is applied."""
     first: list[tuple[float, int]] = []
 
     def closure() -> torch.Tensor:
@@ -91,8 +95,9 @@ def train_step(
             if not math.isfinite(value):
                 raise NonFiniteLossError(value)
             first.append((value, int(count_correct(outputs.detach(), y))))
+        objective = loss if penalty is None else loss + penalty()
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         return loss
 
     optimizer.step(closure)
