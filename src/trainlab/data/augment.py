@@ -244,9 +244,8 @@ def random_erasing(
     left = (_uniform(n, 0.0, 1.0, generator, x) * (w - ew + 1)).floor().long().clamp_max(w - ew)
     rows = torch.arange(h, device=x.device)
     cols = torch.arange(w, device=x.device)
-    in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])  # (N, H)
+    in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None]) & erase[:, None]  # (N, H)
     in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])  # (N, W)
-    mask = in_rows[:, None, :, None] & in_cols[:, None, None, :] & erase[:, None, None, None]
     if value == "random":
         noise = torch.randn(x.shape, generator=generator, device=generator.device)
         fill = noise.to(device=x.device, dtype=x.dtype)
@@ -254,8 +253,9 @@ def random_erasing(
         fill = torch.tensor(value, dtype=x.dtype, device=x.device)
     a, fill_np = _numpy(x), _numpy(fill)
     if a is None or fill_np is None:
-        return torch.where(mask, fill, x)
-    return torch.from_numpy(np.where(mask.cpu().numpy(), fill_np, a))
+        return torch.where(in_rows[:, None, :, None] & in_cols[:, None, None, :], fill, x)
+    mask = in_rows.numpy()[:, None, :, None] & in_cols.numpy()[:, None, None, :]
+    return torch.from_numpy(np.where(mask, fill_np, a))
 
 
 # ---- recipe specs -> steps -------------------------------------------------------------------
