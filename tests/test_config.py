@@ -16,7 +16,7 @@ def error_of(raw: dict) -> str:
 def test_default_recipe_is_small_bn_cnn_on_fashion_mnist():
     recipe = Recipe()
     assert recipe.data.name == "fashion_mnist"
-    assert recipe.model.name == "cnn" and recipe.model.batchnorm
+    assert recipe.model.name == "cnn" and recipe.model.norm == "batch"
 
 
 @pytest.mark.parametrize(

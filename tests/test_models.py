@@ -18,7 +18,7 @@ def test_mlp_784_256_256_10_parameter_count():
 
 @pytest.mark.parametrize("batchnorm", [True, False])
 def test_cnn_outputs_logits(batchnorm):
-    model = cnn((1, 28, 28), 10, channels=(8, 16), batchnorm=batchnorm)
+    model = cnn((1, 28, 28), 10, channels=(8, 16), norm="batch" if batchnorm else "none")
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
     has_bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert has_bn == batchnorm

@@ -11,19 +11,46 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainlab import init, optim
 from trainlab import nn as zoo
-from trainlab import optim
-from trainlab.config import OptimizerConfig, Recipe, RecipeError
+from trainlab.config import InitConfig, OptimizerConfig, Recipe, RecipeError
 from trainlab.names import closest_name_error
 from trainlab.schedules import SCHEDULES, get_schedule
 from trainlab.train.regularizers import ActivityPenalty, WeightPenalty, penalized_params
 
 
-def build_model(recipe: Recipe, input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
-    """The zoo model the recipe names, initialized from the recipe's seed."""
+def build_model(
+    recipe: Recipe,
+    input_shape: tuple[int, ...],
+    num_outputs: int,
+    batch: torch.Tensor | None = None,
+) -> nn.Module:
+    """The zoo model the recipe names, initialized from the recipe's seed: torch's default
+    init, or the recipe's `init` section (then LSUV on `batch` if asked), then weight
+    normalization and weight noise if asked."""
     torch.manual_seed(recipe.seed)
-    options = recipe.model.model_dump(exclude={"name"})
-    return zoo.MODELS[recipe.model.name](input_shape, num_outputs, **options)
+    cfg = recipe.model
+    model = zoo.MODELS[cfg.name](input_shape, num_outputs, **cfg.zoo_options())
+    if recipe.init is not None:
+        initialize(model, recipe.init, recipe.seed, batch)
+    if cfg.weight_norm:
+        zoo.apply_weight_norm(model)
+    if cfg.weight_noise > 0:
+        zoo.add_weight_noise(model, cfg.weight_noise)
+    return model
+
+
+def initialize(model: nn.Module, cfg: InitConfig, seed: int, batch: torch.Tensor | None) -> None:
+    """Apply the recipe's initializers (seeded generator), then LSUV if asked."""
+    generator = torch.Generator().manual_seed(seed)
+    try:
+        init.init_model(model, cfg.weight, cfg.bias, generator=generator, per_type=cfg.per_type)
+    except (ValueError, TypeError) as err:
+        raise RecipeError(f"recipe field init: {err}") from None
+    if cfg.lsuv:
+        if batch is None:
+            raise RecipeError("recipe field init.lsuv: needs a training batch")
+        init.lsuv(model, batch, generator=generator, pre_init=False)
 
 
 def _torch_optimizer(name: str, kwargs: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:

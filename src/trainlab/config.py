@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from trainlab.data import DATASETS
+from trainlab.data import DATASETS, Augment, make_preprocessor
+from trainlab.init import INITIALIZERS
 from trainlab.names import closest_name_error
-from trainlab.nn import ACTIVATIONS
+from trainlab.nn import ACTIVATIONS, MAXOUT, NORMS
 from trainlab.optim import ALIASES, POLICIES
 from trainlab.schedules import SCHEDULES
 from trainlab.train.losses import LOSSES
@@ -46,6 +47,22 @@ class DataConfig(_Strict):
     batch_size: Annotated[int, Field(ge=1)] = 128
     eval_batch_size: Annotated[int, Field(ge=1)] = 1000
     options: dict[str, Any] = Field(default_factory=dict)
+    preprocess: dict[str, Any] | None = None  # {name: zca_whiten, eps: 0.1}, fitted on train
+    augment: list[dict[str, Any]] = Field(default_factory=list)  # [{name: crop, padding: 2}]
+    label_noise: Annotated[float, Field(ge=0, le=1)] = 0.0  # fraction of training labels
+
+    @field_validator("preprocess")
+    @classmethod
+    def _preprocess(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None:
+            make_preprocessor(**v)  # checks name and ranges now, before any data is read
+        return v
+
+    @field_validator("augment")
+    @classmethod
+    def _augment(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        Augment(v)  # checks names and ranges now
+        return v
 
     @field_validator("name")
     @classmethod
@@ -55,29 +72,47 @@ class DataConfig(_Strict):
 
 class _ModelBase(_Strict):
     activation: str = "relu"
+    norm: str = "none"
+    norm_options: dict[str, Any] = Field(default_factory=dict)
+    weight_norm: bool = False
+    weight_noise: Annotated[float, Field(ge=0)] = 0.0
 
     @field_validator("activation")
     @classmethod
     def _activation(cls, v: str) -> str:
-        return _known("activation", v, ACTIVATIONS)
+        return _known("activation", v, [*ACTIVATIONS, MAXOUT])
+
+    @field_validator("norm")
+    @classmethod
+    def _norm(cls, v: str) -> str:
+        return _known("normalization", v, NORMS)
+
+    def zoo_options(self) -> dict[str, Any]:
+        """Keyword arguments of the zoo function (the rest is applied after building)."""
+        return self.model_dump(exclude={"name", "weight_norm", "weight_noise"})
 
 
-class MLPConfig(_ModelBase):
+class _Regularized(_ModelBase):
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    dropout_kind: Literal["inverted", "vanilla", "mc"] = "inverted"
+    input_noise: Annotated[float, Field(ge=0)] = 0.0
+    maxout_k: Annotated[int, Field(ge=1)] = 2
+
+
+class MLPConfig(_Regularized):
     """Fully connected network: flatten, hidden `widths`, linear head."""
 
     name: Literal["mlp"] = "mlp"
     widths: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [256, 256])
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
 
-class CNNConfig(_ModelBase):
-    """Small CNN: per stage `convs_per_stage` 3x3 convs (+BatchNorm) and a 2x2 max-pool."""
+class CNNConfig(_Regularized):
+    """Small CNN: per stage `convs_per_stage` 3x3 convs (+norm) and a 2x2 max-pool."""
 
     name: Literal["cnn"] = "cnn"
     channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 64, 128])
     convs_per_stage: Annotated[int, Field(ge=1)] = 1
-    batchnorm: bool = True
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    norm: str = "batch"
 
 
 class ResNetConfig(_ModelBase):
@@ -87,6 +122,14 @@ class ResNetConfig(_ModelBase):
     depth: Annotated[int, Field(ge=8)] = 20
     width: Annotated[int, Field(ge=1)] = 16
     skip: bool = True
+    norm: str = "batch"
+
+    @field_validator("activation")
+    @classmethod
+    def _no_maxout(cls, v: str) -> str:
+        if v == MAXOUT:
+            raise ValueError("maxout is available in mlp and cnn, not resnet")
+        return v
 
     @field_validator("depth")
     @classmethod
@@ -94,6 +137,9 @@ class ResNetConfig(_ModelBase):
         if (v - 2) % 6:
             raise ValueError(f"resnet depth must be 6n+2 (8, 14, 20, 32, 44, 56, 110), got {v}")
         return v
+
+    def zoo_options(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name", "weight_norm", "weight_noise", "norm_options"})
 
 
 ModelConfig = Annotated[MLPConfig | CNNConfig | ResNetConfig, Field(discriminator="name")]
@@ -226,6 +272,23 @@ class RegularizationConfig(_Strict):
     activity: ActivityConfig | None = None
 
 
+class InitConfig(_Strict):
+    """How weights start (trainlab.init): initializers by name (or {name, args...}) for weights
+    and biases, optionally per layer type, then optionally LSUV on a training batch."""
+
+    weight: str | dict[str, Any] = "torch_default"
+    bias: str | dict[str, Any] = "torch_default"
+    per_type: dict[str, Any] | None = None
+    lsuv: bool = False
+    lsuv_batch: Annotated[int, Field(ge=2)] = 512
+
+    @field_validator("weight", "bias")
+    @classmethod
+    def _initializer(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        name = v if isinstance(v, str) else v.get("name", "")
+        return v if name in INITIALIZERS else _known("initializer", name, INITIALIZERS)
+
+
 class Recipe(_Strict):
     """Everything a run needs. The defaults are the built-in default recipe."""
 
@@ -233,6 +296,7 @@ class Recipe(_Strict):
     seed: int = 0
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=CNNConfig)
+    init: InitConfig | None = None
     optimizer: OptimizerConfig = Field(
         default_factory=lambda: OptimizerConfig(
             name="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4

@@ -20,11 +20,14 @@ from torch import nn
 from trainlab.builders import build_model, build_optimizer, build_penalty, build_schedule
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
 from trainlab.data import (
+    Augment,
     InMemoryLoader,
     TensorSplit,
     UnknownDatasetError,
     load_dataset,
+    make_preprocessor,
     prepare_splits,
+    with_label_noise,
 )
 from trainlab.report import plot_curves
 from trainlab.schedules import PlateauController, plateau_scaled
@@ -66,7 +69,8 @@ class Experiment:
     val: TensorSplit
     test: TensorSplit
     loss_fn: LossFn
-    data_source: str
+    notes: dict[str, Any]  # what building found or did (data source, label-noise indices)
+    augment: Augment | None
     callbacks: list[Callback]  # recipe-driven callbacks (plateau, early stopping)
     stateful: dict[str, Any]  # components whose state_dict() goes into checkpoints
     penalty: Callable[[], torch.Tensor] | None
@@ -111,9 +115,12 @@ def build(recipe: Recipe) -> Experiment:
         raise RecipeError(
             f"recipe field data.batch_size: {data.batch_size} exceeds the {n} examples"
         )
+    notes: dict[str, Any] = {"data_source": bundle.source}
+    train, val, test = prepare_extra(recipe, train, val, test, bundle.num_classes, notes)
     loader = InMemoryLoader(train, data.batch_size, seed=recipe.seed)
     num_outputs = bundle.num_classes or int(train.y.shape[-1])
-    model = build_model(recipe, bundle.input_shape, num_outputs)
+    lsuv_batch = train.x[: recipe.init.lsuv_batch] if recipe.init is not None else None
+    model = build_model(recipe, tuple(train.x.shape[1:]), num_outputs, lsuv_batch)
     if recipe.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(recipe.optimizer, model)
@@ -136,9 +143,35 @@ def build(recipe: Recipe) -> Experiment:
         callbacks.append(stopper)
     loss_fn = get_loss(recipe.train.loss, recipe.train.label_smoothing)
     return Experiment(
-        recipe, model, optimizer, schedule, loader, val, test, loss_fn, bundle.source,
-        callbacks, stateful, build_penalty(recipe, model),
+        recipe, model, optimizer, schedule, loader, val, test, loss_fn, notes,
+        Augment(data.augment) if data.augment else None, callbacks, stateful,
+        build_penalty(recipe, model),
     )  # fmt: skip
+
+
+def prepare_extra(
+    recipe: Recipe,
+    train: TensorSplit,
+    val: TensorSplit,
+    test: TensorSplit,
+    classes: int | None,
+    notes: dict[str, Any],
+) -> tuple[TensorSplit, TensorSplit, TensorSplit]:
+    """The recipe's preprocessing (fitted on the training split only, applied to all) and
+    label noise on the training split (validation and test labels stay clean; the indices of
+    the changed labels are recorded in `notes`)."""
+    data = recipe.data
+    if data.preprocess is not None:
+        try:
+            _, (train, val, test) = make_preprocessor(**data.preprocess).fit_apply(train, val, test)
+        except ValueError as err:
+            raise RecipeError(f"recipe field data.preprocess: {err}") from None
+    if data.label_noise > 0:
+        if classes is None:
+            raise RecipeError("recipe field data.label_noise: needs a classification dataset")
+        train, flipped = with_label_noise(train, data.label_noise, classes, seed=recipe.seed)
+        notes["label_noise_indices"] = flipped.tolist()
+    return train, val, test
 
 
 def _mode(recipe: Recipe) -> str:
@@ -190,6 +223,7 @@ def train_recipe(
     run_dir = run_dir or new_run_dir(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    (run_dir / "data.json").write_text(json.dumps(exp.notes) + "\n")
     return _train(exp, run_dir, Position(), quiet, console)
 
 
@@ -231,7 +265,7 @@ def _train(
             checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
             checkpoint_every_steps=cfg.checkpoint_every_steps, interrupt=interrupt,
             eval_batch_size=exp.recipe.data.eval_batch_size, channels_last=cfg.channels_last,
-            penalty=exp.penalty,
+            penalty=exp.penalty, augment=exp.augment, seed=exp.recipe.seed,
         )  # fmt: skip
     return _finish(exp, run_dir, position)
 

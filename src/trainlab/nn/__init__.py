@@ -1,6 +1,66 @@
-"""Layers, activations by name and the model zoo."""
+"""Layers, activations by name, normalization, dropout and noise, and the model zoo."""
 
 from trainlab.nn.activations import ACTIVATIONS, make_activation
-from trainlab.nn.zoo import MODELS, BasicBlock, cnn, mlp, resnet
+from trainlab.nn.dropout import (
+    DROPOUTS,
+    GaussianNoise,
+    InvertedDropout,
+    MCDropout,
+    VanillaDropout,
+    WeightNoise,
+    add_weight_noise,
+    check_probability,
+    dropout_active,
+    make_dropout,
+    mc_predict,
+    remove_weight_noise,
+)
+from trainlab.nn.layers import Maxout, MaxoutConv2d
+from trainlab.nn.norms import (
+    BATCH_STAT_NORMS,
+    NORMS,
+    PAPER_D_MAX,
+    PAPER_R_MAX,
+    BatchRenorm1d,
+    BatchRenorm2d,
+    LinearRamp,
+    apply_weight_norm,
+    check_norm_name,
+    make_norm,
+)
+from trainlab.nn.zoo import MAXOUT, MODELS, BasicBlock, cnn, mlp, resnet
 
-__all__ = ["ACTIVATIONS", "MODELS", "BasicBlock", "cnn", "make_activation", "mlp", "resnet"]
+__all__ = [
+    "ACTIVATIONS",
+    "BATCH_STAT_NORMS",
+    "DROPOUTS",
+    "MAXOUT",
+    "MODELS",
+    "NORMS",
+    "PAPER_D_MAX",
+    "PAPER_R_MAX",
+    "BasicBlock",
+    "BatchRenorm1d",
+    "BatchRenorm2d",
+    "GaussianNoise",
+    "InvertedDropout",
+    "LinearRamp",
+    "MCDropout",
+    "Maxout",
+    "MaxoutConv2d",
+    "VanillaDropout",
+    "WeightNoise",
+    "add_weight_noise",
+    "apply_weight_norm",
+    "check_norm_name",
+    "check_probability",
+    "cnn",
+    "dropout_active",
+    "make_activation",
+    "make_dropout",
+    "make_norm",
+    "mc_predict",
+    "mlp",
+    "remove_weight_noise",
+    "resnet",
+]

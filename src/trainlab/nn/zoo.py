@@ -13,6 +13,25 @@ import torch
 from torch import nn
 
 from trainlab.nn.activations import make_activation
+from trainlab.nn.dropout import GaussianNoise, make_dropout
+from trainlab.nn.layers import Maxout, MaxoutConv2d
+from trainlab.nn.norms import make_norm
+
+MAXOUT = "maxout"  # an activation name that replaces the Linear/Conv + activation pair
+
+
+def _input_layers(input_noise: float) -> list[nn.Module]:
+    """Gaussian noise on the inputs at training time (vicinal risk), if asked for."""
+    return [GaussianNoise(input_noise)] if input_noise > 0 else []
+
+
+def _dense_block(
+    fan_in: int, width: int, activation: str, norm: str, maxout_k: int, norm_options: dict
+) -> list[nn.Module]:
+    if activation == MAXOUT:  # Goodfellow et al. 2013: max over k affine pieces
+        return [Maxout(fan_in, width, k=maxout_k)]
+    normed = [] if norm == "none" else [make_norm(norm, width, dim=1, **norm_options)]
+    return [nn.Linear(fan_in, width), *normed, make_activation(activation)]
 
 
 def mlp(
@@ -21,23 +40,36 @@ def mlp(
     widths: Sequence[int] = (256, 256),
     activation: str = "relu",
     dropout: float = 0.0,
+    *,
+    norm: str = "none",
+    norm_options: dict | None = None,
+    dropout_kind: str = "inverted",
+    input_noise: float = 0.0,
+    maxout_k: int = 2,
 ) -> nn.Sequential:
-    """Flatten, then Linear-activation blocks of the given widths, then a Linear head."""
-    layers: list[nn.Module] = [nn.Flatten()]
+    """Flatten, then Linear(-norm)-activation(-dropout) blocks of the given widths, then a
+    Linear head. `activation="maxout"` makes each block a Maxout unit with `maxout_k` pieces."""
+    layers: list[nn.Module] = [*_input_layers(input_noise), nn.Flatten()]
     fan_in = math.prod(input_shape)
     for width in widths:
-        layers += [nn.Linear(fan_in, width), make_activation(activation)]
+        layers += _dense_block(fan_in, width, activation, norm, maxout_k, norm_options or {})
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(make_dropout(dropout, dropout_kind))
         fan_in = width
     layers.append(nn.Linear(fan_in, num_outputs))
     return nn.Sequential(*layers)
 
 
-def _conv_block(c_in: int, c_out: int, batchnorm: bool, activation: str) -> list[nn.Module]:
-    conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=not batchnorm)
-    norm = [nn.BatchNorm2d(c_out)] if batchnorm else []
-    return [conv, *norm, make_activation(activation)]
+def _conv_block(
+    c_in: int, c_out: int, norm: str, activation: str, maxout_k: int, norm_options: dict
+) -> list[nn.Module]:
+    """3x3 conv (no bias before a norm), the norm, the activation; or a Maxout conv."""
+    if activation == MAXOUT:
+        conv = MaxoutConv2d(c_in, c_out, 3, k=maxout_k, padding=1, bias=norm == "none")
+        return [conv] if norm == "none" else [conv, make_norm(norm, c_out, dim=2, **norm_options)]
+    conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm == "none")
+    normed = [] if norm == "none" else [make_norm(norm, c_out, dim=2, **norm_options)]
+    return [conv, *normed, make_activation(activation)]
 
 
 def cnn(
@@ -45,25 +77,31 @@ def cnn(
     num_outputs: int,
     channels: Sequence[int] = (32, 64, 128),
     convs_per_stage: int = 1,
-    batchnorm: bool = True,
+    norm: str = "batch",
     activation: str = "relu",
     dropout: float = 0.0,
+    *,
+    norm_options: dict | None = None,
+    dropout_kind: str = "inverted",
+    input_noise: float = 0.0,
+    maxout_k: int = 2,
 ) -> nn.Sequential:
-    """Per stage: `convs_per_stage` 3x3 convs (+BN) and a 2x2 max-pool; then a global max-pool
-    and a Linear head.
+    """Per stage: `convs_per_stage` 3x3 convs (+norm, "batch" by default) and a 2x2 max-pool;
+    then a global max-pool and a Linear head.
 
     Input (N, C, H, W) -> logits (N, num_outputs). Each stage halves the resolution.
     """
-    layers: list[nn.Module] = []
+    layers: list[nn.Module] = _input_layers(input_noise)
     c_in = input_shape[0]
     for c_out in channels:
         for i in range(convs_per_stage):
-            layers += _conv_block(c_in if i == 0 else c_out, c_out, batchnorm, activation)
+            c = c_in if i == 0 else c_out
+            layers += _conv_block(c, c_out, norm, activation, maxout_k, norm_options or {})
         layers.append(nn.MaxPool2d(2))
         c_in = c_out
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
     if dropout > 0:
-        layers.append(nn.Dropout(dropout))
+        layers.append(make_dropout(dropout, dropout_kind))
     layers.append(nn.Linear(c_in, num_outputs))
     return nn.Sequential(*layers)
 
@@ -71,19 +109,21 @@ def cnn(
 class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers; the shortcut (identity or 1x1 conv-BN) is added unless skip=False."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, skip: bool, activation: str) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, stride: int, skip: bool, activation: str, norm: str = "batch"
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
+        self.bn1 = make_norm(norm, c_out, dim=2)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
+        self.bn2 = make_norm(norm, c_out, dim=2)
         self.act1 = make_activation(activation)
         self.act2 = make_activation(activation)
         self.skip = skip
         self.shortcut: nn.Module = nn.Identity()
         if skip and (stride != 1 or c_in != c_out):
             self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out)
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), make_norm(norm, c_out, dim=2)
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,6 +140,7 @@ def resnet(
     width: int = 16,
     skip: bool = True,
     activation: str = "relu",
+    norm: str = "batch",
 ) -> nn.Sequential:
     """CIFAR ResNet of depth 6n+2 (20, 32, 44, 56, 110): three stages of n blocks, widths
     w, 2w, 4w, then global average pooling and a Linear head (He et al. 2016, Sec. 4.2)."""
@@ -108,7 +149,7 @@ def resnet(
     n = (depth - 2) // 6
     layers: list[nn.Module] = [
         nn.Conv2d(input_shape[0], width, 3, padding=1, bias=False),
-        nn.BatchNorm2d(width),
+        make_norm(norm, width, dim=2),
         make_activation(activation),
     ]
     c_in = width
@@ -116,7 +157,7 @@ def resnet(
         c_out = width * 2**stage
         for block in range(n):
             stride = 2 if stage > 0 and block == 0 else 1
-            layers.append(BasicBlock(c_in, c_out, stride, skip, activation))
+            layers.append(BasicBlock(c_in, c_out, stride, skip, activation, norm))
             c_in = c_out
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_outputs)]
     return nn.Sequential(*layers)

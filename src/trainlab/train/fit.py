@@ -38,6 +38,8 @@ def fit(
     eval_batch_size: int = 1000,
     channels_last: bool = False,
     penalty: Callable[[], torch.Tensor] | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    seed: int = 0,
 ) -> Position:
     """Train for `epochs` epochs (continuing from `position` if given) and return where it ends.
 
@@ -57,7 +59,7 @@ def fit(
         steps = epoch_steps(
             model, loader, optimizer, loss_fn, schedule, epoch=pos.epoch,
             start_batch=pos.batch, start_step=pos.step, channels_last=channels_last,
-            penalty=penalty,
+            penalty=penalty, augment=augment, seed=seed,
         )  # fmt: skip
         lr = schedule(max(pos.step - 1, 0))
         for rec in steps:

@@ -51,10 +51,13 @@ def epoch_steps(
     start_step: int = 0,
     channels_last: bool = False,
     penalty: Callable[[], torch.Tensor] | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    seed: int = 0,
 ) -> Iterator[StepRecord]:
     """Run the steps of one epoch from `start_batch`, yielding a record after each.
 
-    Before step t (0-indexed) every parameter group's lr is set to `schedule(t)`. A non-finite
+    Before step t (0-indexed) every parameter group's lr is set to `schedule(t)`, and the batch
+    goes through `augment` with a generator seeded from (seed, t). A non-finite
     loss raises NonFiniteLossError before backward, so the parameters stay at the last good
     values."""
     model.train()
@@ -63,6 +66,8 @@ def epoch_steps(
         lr = schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        if augment is not None:  # seeded by (seed, step): resumable with no saved state
+            x = augment(x, torch.Generator().manual_seed(seed * 1_000_003 + step))
         try:
             x = _as_input(x, channels_last)
             value, correct = train_step(model, optimizer, loss_fn, x, y, penalty)

@@ -1,0 +1,99 @@
+"""Techniques switched on from a recipe reach the model and the data as the recipe says."""
+
+import json
+
+import pytest
+import torch
+
+from trainlab.builders import build_model
+from trainlab.config import RecipeError, validate_recipe
+from trainlab.nn import BatchRenorm2d, GaussianNoise, Maxout, VanillaDropout
+from trainlab.runner import build, train_recipe
+
+DIGITS = {"data": {"name": "digits", "batch_size": 32}, "train": {"epochs": 1}}
+
+
+def recipe(**sections):
+    raw = json.loads(json.dumps(DIGITS))
+    for key, value in sections.items():
+        raw.setdefault(key, {}).update(value) if isinstance(value, dict) else raw.update(
+            {key: value}
+        )
+    return validate_recipe(raw)
+
+
+def modules(model):
+    return [type(m) for m in model.modules()]
+
+
+def test_model_options_build_the_named_layers():
+    r = recipe(model={"name": "cnn", "channels": [4, 8], "norm": "batch_renorm", "input_noise": 0.1,
+                      "dropout": 0.2, "dropout_kind": "vanilla"})  # fmt: skip
+    model = build_model(r, (1, 8, 8), 10)
+    assert BatchRenorm2d in modules(model) and GaussianNoise in modules(model)
+    assert VanillaDropout in modules(model)
+    mlp = build_model(
+        recipe(model={"name": "mlp", "widths": [16], "activation": "maxout"}), (64,), 10
+    )
+    assert Maxout in modules(mlp)
+
+
+def test_init_section_uses_the_named_initializer_and_seed():
+    r = recipe(
+        model={"name": "mlp", "widths": [300]}, init={"weight": "xavier_uniform", "bias": "zeros"}
+    )
+    a, b = build_model(r, (1, 8, 8), 10), build_model(r, (1, 8, 8), 10)
+    w = a[1].weight
+    bound = (6 / (64 + 300)) ** 0.5  # Glorot & Bengio 2010
+    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
+    assert torch.all(a[1].bias == 0)
+    torch.testing.assert_close(w, b[1].weight, rtol=0, atol=0)
+
+
+def test_preprocess_is_fitted_on_train_and_changes_the_input_shape():
+    exp = build(
+        recipe(model={"name": "mlp", "widths": [8]}, data={"preprocess": {"name": "pca", "k": 12}})
+    )
+    assert exp.loader.split.x.shape[1:] == (12,) and exp.test.x.shape[1:] == (12,)
+    torch.testing.assert_close(exp.loader.split.x.mean(0), torch.zeros(12), atol=1e-5, rtol=0)
+
+
+def test_label_noise_changes_the_stated_fraction_and_is_recorded(tmp_path):
+    clean = build(recipe(model={"name": "mlp", "widths": [8]}))
+    noisy = build(recipe(model={"name": "mlp", "widths": [8]}, data={"label_noise": 0.25}))
+    changed = (clean.loader.split.y != noisy.loader.split.y).nonzero().flatten().tolist()
+    assert changed == sorted(noisy.notes["label_noise_indices"])
+    assert len(changed) == round(0.25 * len(clean.loader.split.y))
+    assert torch.equal(clean.val.y, noisy.val.y) and torch.equal(clean.test.y, noisy.test.y)
+
+
+def test_augmentation_in_the_loop_is_seeded_and_resumable(tmp_path):
+    r = recipe(model={"name": "mlp", "widths": [16]}, data={"augment": [{"name": "crop", "padding": 1}]},
+               runs_dir=str(tmp_path))  # fmt: skip
+    first, second = train_recipe(r, quiet=True), train_recipe(r, quiet=True)
+    assert first.test_loss == second.test_loss
+
+
+@pytest.mark.parametrize(
+    ("sections", "expected"),
+    [
+        ({"model": {"norm": "lyer"}}, "unknown normalization 'lyer' (did you mean 'layer'?)"),
+        ({"model": {"dropout": 1.0}}, "model.dropout: Input should be less than 1 (got 1.0)"),
+        ({"init": {"weight": "xavier_unifrom"}}, "unknown initializer 'xavier_unifrom'"),
+        (
+            {"data": {"label_noise": 1.5}},
+            "data.label_noise: Input should be less than or equal to 1",
+        ),
+        ({"data": {"augment": [{"name": "flop"}]}}, "data.augment"),
+        ({"data": {"preprocess": {"name": "zca"}}}, "unknown preprocessor 'zca'"),
+    ],
+)
+def test_bad_technique_settings_fail_in_one_line(sections, expected):
+    with pytest.raises(RecipeError) as info:
+        recipe(**sections)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+
+
+def test_pca_k_above_feature_count_fails_before_training():
+    with pytest.raises(RecipeError, match="data.preprocess: .*k must be in 1..64"):
+        build(recipe(model={"name": "mlp"}, data={"preprocess": {"name": "pca", "k": 65}}))
