@@ -66,3 +66,23 @@ def test_schedule_plot_writes_png(tmp_path, capsys):
     assert main([*argv, "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "lr(29)=0.025" in capsys.readouterr().out
+
+
+def test_cv_folds_partition_training_data_and_summary_is_their_mean(capsys):
+    argv = ["cv", "--folds", "3", "--set", "data.name=digits", "--set", "model.name=mlp",
+            "--set", "model.widths=[32]", "--set", "train.epochs=2", "--set", "data.batch_size=32"]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    accs = [float(line.split("accuracy ")[1].rstrip("%")) for line in captured.err.splitlines()
+            if line.startswith("fold ")]  # fmt: skip
+    assert len(accs) == 3 and all(a > 80 for a in accs)
+    mean = statistics.fmean(accs)
+    assert (
+        f"accuracy {mean:.2f} ±" in captured.out
+        or abs(float(captured.out.split()[1]) - mean) < 0.01
+    )
+
+
+def test_cv_rejects_one_fold(capsys):
+    assert main(["cv", "--folds", "1", "--set", "data.name=digits"]) == 1
+    assert "--folds 1: kfold k must be in 2.." in capsys.readouterr().err

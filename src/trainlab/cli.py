@@ -80,6 +80,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cv(args: argparse.Namespace) -> int:
+    from trainlab.study.cv import cross_validate, summarize
+
+    recipe = load_recipe(_recipe_path(args.recipe), args.set)
+    print(summarize(cross_validate(recipe, args.folds, Console(stderr=True))))
+    return 0
+
+
 def cmd_schedule_plot(args: argparse.Namespace) -> int:
     from trainlab.builders import build_schedule
     from trainlab.config import apply_overrides
@@ -116,6 +124,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("file", help="comparison YAML (see examples/compare-sam.yaml)")
     c.add_argument("--runs-dir", default="runs")
     c.set_defaults(func=cmd_compare)
+    v = sub.add_parser("cv", help="k-fold cross-validation of a recipe (mean ± std)")
+    v.add_argument("recipe", nargs="?", help="recipe YAML file or bundled name")
+    v.add_argument("--folds", type=int, default=5)
+    v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    v.set_defaults(func=cmd_cv)
     s = sub.add_parser("schedule", help="plot a learning-rate schedule")
     s.add_argument("action", choices=["plot"])
     s.add_argument("name", help="schedule name, e.g. one_cycle, cosine, sgdr")

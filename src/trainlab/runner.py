@@ -21,6 +21,7 @@ from trainlab.builders import build_model, build_optimizer, build_penalty, build
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
 from trainlab.data import (
     Augment,
+    DataBundle,
     InMemoryLoader,
     TensorSplit,
     UnknownDatasetError,
@@ -97,15 +98,21 @@ class RunResult:
         }
 
 
-def build(recipe: Recipe) -> Experiment:
-    """Load the data and build model, optimizer, schedule and loss; fail before training."""
-    data = recipe.data
+def load_bundle(recipe: Recipe) -> DataBundle:
+    """The recipe's dataset (train and test splits), or one clear error line."""
     try:
-        bundle = load_dataset(data.name, seed=recipe.seed, **data.options)
+        return load_dataset(recipe.data.name, seed=recipe.seed, **recipe.data.options)
     except UnknownDatasetError:
         raise
     except ValueError as err:
         raise RecipeError(f"recipe field data.options: {err}") from None
+
+
+def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
+    """Load the data (unless `bundle` is given, e.g. a cross-validation fold) and build model,
+    optimizer, schedule and loss; fail before training."""
+    data = recipe.data
+    bundle = bundle or load_bundle(recipe)
     train, val, test, _ = prepare_splits(
         bundle, val_fraction=data.val_fraction, seed=recipe.seed,
         stratify=data.stratify, normalize=data.normalize,
