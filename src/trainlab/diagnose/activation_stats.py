@@ -56,7 +56,9 @@ def lab_initializer(init: str, std: float | None = None) -> Initializer:
     if not (isinstance(std, int | float) and math.isfinite(std) and std > 0):
         raise ValueError(f"--std must be a positive number, got {std}")
     if "std" not in inspect.signature(INITIALIZERS[name]).parameters:
-        takes = sorted(n for n, f in INITIALIZERS.items() if "std" in inspect.signature(f).parameters)
+        takes = sorted(
+            n for n, f in INITIALIZERS.items() if "std" in inspect.signature(f).parameters
+        )
         raise ValueError(f"--std applies only to {', '.join(takes)}; {init!r} sets its own scale")
     return get_initializer(name, std=float(std))
 
@@ -77,9 +79,10 @@ def activation_stats(
     hidden layers ``H_i = f(H_{i−1} @ W_iᵀ)`` with ``W_i`` of shape (width, width) drawn from
     ``init`` by a ``torch.Generator`` seeded with ``seed`` (the input is drawn first). Mean and
     std are over all entries (population std, as ``np.std``). ``counts``/``edges`` is a
-    ``bins``-bin histogram with the same range for every layer: (−1, 1) for tanh as on the slide
-    (``plt.hist(H.ravel(), 30, range=(-1, 1))``), (0, 1) for sigmoid, otherwise a round range
-    covering the hidden layers; values outside land in the edge bins. Float32 throughout.
+    ``bins``-bin histogram with the same range for every hidden layer: (−1, 1) for tanh as on the
+    slide (``plt.hist(H.ravel(), 30, range=(-1, 1))``), (0, 1) for sigmoid, otherwise a round
+    range covering the hidden layers (the input's is made symmetric); values outside land in the
+    edge bins. Float32 throughout.
     """
     if activation not in ACTIVATIONS:
         raise closest_name_error("activation", activation, ACTIVATIONS)
@@ -103,10 +106,12 @@ def activation_stats(
         top = nice_ceil(float(hidden))
         nonneg = all(float(x.min()) >= 0 for x in layers[1:])
         lo, hi = (0.0, top) if nonneg else (-top, top)
-    edges = np.linspace(lo, hi, bins + 1)
     stats = []
     for i, x in enumerate(layers):
-        counts = torch.histc(x.clamp(lo, hi), bins, lo, hi)
+        # The Gaussian input keeps a symmetric range when the hidden layers are non-negative.
+        a, b = (-hi, hi) if i == 0 and lo == 0 and activation not in _BOUNDED else (lo, hi)
+        edges = np.linspace(a, b, bins + 1)
+        counts = torch.histc(x.clamp(a, b), bins, a, b)
         stats.append(
             {
                 "layer": i,
@@ -128,7 +133,7 @@ def save_histograms(stats: list[dict[str, Any]], path: str | Path, title: str = 
 
     path = Path(path)
     n = len(stats)
-    fig = Figure(figsize=(max(1.6 * n, 4.0), 2.4), layout="constrained")
+    fig = Figure(figsize=(max(1.5 * n, 4.0), 2.2))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, s in zip(axes, stats, strict=True):
@@ -139,6 +144,9 @@ def save_histograms(stats: list[dict[str, Any]], path: str | Path, title: str = 
         ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(
+        left=0.02, right=0.98, bottom=0.14, top=0.72 if title else 0.82, wspace=0.15
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path

@@ -144,7 +144,7 @@ class Probes(Hooks):
     batches), and for tanh/sigmoid the fraction of saturated outputs (:data:`SATURATION`). Per
     parameter tensor: gradient norm, weight norm after the step and ``‖w_after − w_before‖ /
     ‖w_before‖``. Also the first layer and step where a NaN or Inf appears (see
-    :attr:`first_nonfinite`).
+    :attr:`nonfinite` and :attr:`first_nonfinite`).
 
     Hooks record the first forward of a probe step only (SAM's second pass is ignored) and only
     with gradients enabled, so validation passes between epochs are not counted. A layer name
@@ -184,7 +184,10 @@ class Probes(Hooks):
         self.check_every_step = check_every_step
         self.layers = names
         self.kinds = {name: layer_kind(modules[name]) for name in names}
-        self._modules = {name: modules[name] for name in names}
+        # Hooked on probe steps: the probed layers for statistics, and every leaf module for
+        # the NaN/Inf check alone (so the first non-finite output is found in any layer).
+        leaves = [n for n, m in modules.items() if not any(True for _ in m.children())]
+        self._watched = {n: modules[n] for n in dict.fromkeys([*leaves, *names])}
         self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.buffer = SeriesBuffer(capacity)
         self._ranges: dict[str, tuple[float, float]] = {}
@@ -199,13 +202,15 @@ class Probes(Hooks):
         self._training_only = True
         self._probe_next: int | None = None
         self.probes = 0
-        self.first_nonfinite: dict[str, Any] | None = None
-        """``{"where": "activation" | "gradient", "layer": module name, "step": int}`` (plus
-        ``"parameter"`` for a gradient) for the first NaN/Inf seen, or None. Activations are
-        checked on probe steps (and on the step after a non-finite gradient); gradients on
-        every step when ``check_every_step`` (else on probe steps). For a gradient, the
-        parameter reported is the last one in registration order with a non-finite gradient:
-        backward runs from the output, so in a sequential model that is where it started."""
+        self.nonfinite: dict[str, dict[str, Any] | None] = {"activation": None, "gradient": None}
+        """The first NaN/Inf seen in each place, as ``{"where", "layer", "step"}`` (plus
+        ``"parameter"`` for a gradient), or None. Activations are checked on probe steps (and on
+        the step after a first non-finite gradient), in every leaf module, in execution order;
+        gradients on every step when ``check_every_step`` (else on probe steps). For a gradient
+        the parameter reported is the last one in registration order with a non-finite
+        gradient: backward runs from the output, so in a sequential model that is the nearest
+        to where it started (when the forward was finite; otherwise the activation is the
+        origin)."""
 
     # ------------------------------------------------------------------ schedule and hooks
 
@@ -218,7 +223,7 @@ class Probes(Hooks):
         self.disarm()
         self._armed_step = step
         self._pending = {}
-        for name, module in self._modules.items():
+        for name, module in self._watched.items():
             self._handles.append(module.register_forward_hook(self._hook(name)))
         with torch.no_grad():
             self._snapshot = [p.detach().clone() for _, p in self._params]
@@ -259,12 +264,12 @@ class Probes(Hooks):
         """Collect a probe step, or check the gradients of another; after a first non-finite
         gradient, ask for the next step to be probed so its forward shows where activations
         break."""
-        seen_before = self.first_nonfinite is not None
+        seen_before = self.nonfinite["gradient"] is not None
         if probed:
             self.collect(step)
         elif self.check_every_step:
             self._check_gradients(step)
-        if not seen_before and self.first_nonfinite is not None:
+        if not seen_before and self.nonfinite["gradient"] is not None:
             self._probe_next = step + 1
 
     # ------------------------------------------------------------------ fit() callback
@@ -290,8 +295,12 @@ class Probes(Hooks):
                 return
             if self._training_only and not torch.is_grad_enabled():
                 return
-            if output.is_floating_point():
+            if not output.is_floating_point():
+                return
+            if name in self.kinds:
                 self._pending[name] = self._measure(name, output.detach())
+            else:
+                self._pending[name] = {"finite": torch.isfinite(output).all()}
 
         return hook
 
@@ -333,11 +342,11 @@ class Probes(Hooks):
 
     def _note_pending_nonfinite(self) -> None:
         """Record the first hooked layer (in execution order) whose output was not finite."""
-        if self.first_nonfinite is not None or self._armed_step is None:
+        if self.nonfinite["activation"] is not None or self._armed_step is None:
             return
         for name, stats in self._pending.items():
             if not bool(stats["finite"]):
-                self.first_nonfinite = {
+                self.nonfinite["activation"] = {
                     "where": "activation",
                     "layer": name,
                     "step": self._armed_step,
@@ -345,7 +354,7 @@ class Probes(Hooks):
                 return
 
     def _check_gradients(self, step: int) -> None:
-        if self.first_nonfinite is not None:
+        if self.nonfinite["gradient"] is not None:
             return
         grads = [p.grad for _, p in self._params if p.grad is not None]
         if not grads:
@@ -358,9 +367,9 @@ class Probes(Hooks):
     def _note_gradient(self, step: int, norms: list[float]) -> None:
         names = [n for n, p in self._params if p.grad is not None]
         bad = [n for n, v in zip(names, norms, strict=True) if not math.isfinite(v)]
-        if bad and self.first_nonfinite is None:
+        if bad and self.nonfinite["gradient"] is None:
             param = bad[-1]
-            self.first_nonfinite = {
+            self.nonfinite["gradient"] = {
                 "where": "gradient",
                 "layer": param.rpartition(".")[0],
                 "parameter": param,
@@ -373,7 +382,7 @@ class Probes(Hooks):
         self._note_pending_nonfinite()
         row: dict[str, Any] = {}
         pending = self._pending
-        names = [n for n in self.layers if n in pending]
+        names = [n for n in self.layers if n in pending and "mean" in pending[n]]
         scalars: list[torch.Tensor] = []
         for name in names:
             stats = pending[name]
@@ -416,7 +425,7 @@ class Probes(Hooks):
             row[f"{pname}/weight_norm"] = next(flat)
         for pname, _ in self._params:
             row[f"{pname}/update_ratio"] = next(flat)
-        if self.first_nonfinite is None:
+        if self.nonfinite["gradient"] is None:
             norms = [row[f"{n}/grad_norm"] for n, p in self._params if p.grad is not None]
             if not all(math.isfinite(v) for v in norms):
                 self._note_gradient(step, norms)
@@ -427,15 +436,23 @@ class Probes(Hooks):
 
     # ------------------------------------------------------------------ results
 
+    @property
+    def first_nonfinite(self) -> dict[str, Any] | None:
+        """The earlier of ``nonfinite["activation"]`` and ``nonfinite["gradient"]`` (on the
+        same step the activation, as the forward pass comes first), or None."""
+        seen = [v for v in (self.nonfinite["activation"], self.nonfinite["gradient"]) if v]
+        return dict(min(seen, key=lambda v: v["step"])) if seen else None
+
     def summary(self) -> dict[str, Any]:
         """Everything measured, as plain dicts, lists and numpy arrays (aligned with ``steps``).
 
         ``{"every", "probes", "stride", "steps", "layers": {name: {"kind", "mean", "std",
         "hist" (probes × bins), "edges" (bins + 1), "hist_total" (bins), "dead_fraction",
         "saturated_fraction"}}, "params": {name: {"layer", "grad_norm", "weight_norm",
-        "update_ratio"}}, "first_nonfinite"}``. ``dead_fraction`` is None except for ReLU
-        layers and ``saturated_fraction`` None except for tanh/sigmoid; ``stride`` is how many
-        probes each kept row stands for after thinning (the last probe is always kept).
+        "update_ratio"}}, "first_nonfinite", "nonfinite"}``. ``dead_fraction`` is None except
+        for ReLU layers and ``saturated_fraction`` None except for tanh/sigmoid; ``stride`` is
+        how many probes each kept row stands for after thinning (the last probe is always
+        kept).
         """
         self._note_pending_nonfinite()
         buf = self.buffer
@@ -473,5 +490,6 @@ class Probes(Hooks):
             "steps": buf.steps(),
             "layers": layers,
             "params": params,
-            "first_nonfinite": None if self.first_nonfinite is None else dict(self.first_nonfinite),
+            "first_nonfinite": self.first_nonfinite,
+            "nonfinite": {k: None if v is None else dict(v) for k, v in self.nonfinite.items()},
         }
