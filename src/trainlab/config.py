@@ -50,6 +50,7 @@ class DataConfig(_Strict):
     preprocess: dict[str, Any] | None = None  # {name: zca_whiten, eps: 0.1}, fitted on train
     augment: list[dict[str, Any]] = Field(default_factory=list)  # [{name: crop, padding: 2}]
     label_noise: Annotated[float, Field(ge=0, le=1)] = 0.0  # fraction of training labels
+    subset: Annotated[int, Field(ge=2)] | None = None  # a seeded subset of the training split
 
     @field_validator("preprocess")
     @classmethod

@@ -8,7 +8,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from trainlab.data import (
     prepare_splits,
     with_label_noise,
 )
+from trainlab.data.kfold import take
 from trainlab.report import plot_curves
 from trainlab.schedules import PlateauController, plateau_scaled
 from trainlab.train import (
@@ -108,11 +109,22 @@ def load_bundle(recipe: Recipe) -> DataBundle:
         raise RecipeError(f"recipe field data.options: {err}") from None
 
 
+def training_subset(bundle: DataBundle, size: int, seed: int) -> DataBundle:
+    """`bundle` with only `size` training examples, drawn by a seeded permutation."""
+    if size > len(bundle.train):
+        n = len(bundle.train)
+        raise RecipeError(f"recipe field data.subset: {size} exceeds the {n} training examples")
+    order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(seed))
+    return replace(bundle, train=take(bundle.train, order[:size]))
+
+
 def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
     """Load the data (unless `bundle` is given, e.g. a cross-validation fold) and build model,
     optimizer, schedule and loss; fail before training."""
     data = recipe.data
     bundle = bundle or load_bundle(recipe)
+    if data.subset is not None:
+        bundle = training_subset(bundle, data.subset, recipe.seed)
     train, val, test, _ = prepare_splits(
         bundle, val_fraction=data.val_fraction, seed=recipe.seed,
         stratify=data.stratify, normalize=data.normalize,
