@@ -54,7 +54,7 @@ def lab_initializer(init: str, std: float | None = None) -> Initializer:
     if std is None:
         return get_initializer(name)
     if not (isinstance(std, int | float) and math.isfinite(std) and std > 0):
-        raise ValueError(f"--std must be a positive number, got {std}")
+        raise ValueError(f"--std must be positive, got {std}")
     if "std" not in inspect.signature(INITIALIZERS[name]).parameters:
         takes = sorted(
             n for n, f in INITIALIZERS.items() if "std" in inspect.signature(f).parameters
