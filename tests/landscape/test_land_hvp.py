@@ -76,3 +76,43 @@ def test_hvp_rejects_misshapen_vector() -> None:
             make_hvp(quadratic(a), params, method)([torch.zeros(12, dtype=torch.float64)])
     with pytest.raises(ValueError, match="hvp method must be one of"):
         make_hvp(quadratic(a), params, "pearlmutter")
+
+
+def test_unused_parameters_and_linear_parts_have_zero_hessian() -> None:
+    # L(w, b, u) = ½ wᵀAw + cᵀb, u unused: H = diag(A, 0, 0).
+    a, _ = spectrum_matrix([2.0, -1.0, 0.5])
+    c = torch.tensor([1.0, -2.0], dtype=torch.float64)
+
+    def loss(params: list[torch.Tensor]) -> torch.Tensor:
+        w, b, _ = params
+        return 0.5 * w @ a @ w + c @ b
+
+    params = [torch.randn(3, dtype=torch.float64) for _ in range(2)]
+    params = [params[0], params[1][:2], torch.randn(4, dtype=torch.float64)]
+    v = [torch.randn_like(p) for p in params]
+    for method in HVP_METHODS:
+        out = make_hvp(loss, params, method)(v)
+        torch.testing.assert_close(out[0], a @ v[0], rtol=0, atol=1e-12)
+        assert torch.equal(out[1], torch.zeros(2, dtype=torch.float64))
+        assert torch.equal(out[2], torch.zeros(4, dtype=torch.float64))
+
+
+def test_batch_renorm_in_batch_mode_with_double_backward() -> None:
+    from trainlab.nn.norms import BatchRenorm1d
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), BatchRenorm1d(4), torch.nn.Tanh(), torch.nn.Linear(4, 2)
+    ).double()
+    x, y = data(12)
+    y = y % 2
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loss = loss_of_params(model, torch.nn.functional.cross_entropy, (x, y), batchnorm="batch")
+    params = model_params(model)
+    assert loss(params) == loss(params)  # buffers copied per call: no drift between calls
+    h = _exact_hessian(loss, params)
+    v = [torch.randn_like(p) for p in params]
+    for method in ("double_backward", "rebuild"):
+        out = make_hvp(loss, params, method)(v)
+        torch.testing.assert_close(flat(out), h @ flat(v), rtol=1e-10, atol=1e-12)
+    assert all(torch.equal(model.state_dict()[k], t) for k, t in before.items())

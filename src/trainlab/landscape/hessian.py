@@ -56,6 +56,32 @@ def _check_vector(v: Sequence[Tensor], params: Sequence[Tensor]) -> list[Tensor]
     return v
 
 
+def _gradient(term: ParamFn, leaves: list[Tensor]) -> list[Tensor | None]:
+    """∇ℓ(θ) with its graph (create_graph=True); None for parameters ℓ does not use."""
+    return list(torch.autograd.grad(term(leaves), leaves, create_graph=True, allow_unused=True))
+
+
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    return b if a is None else a if b is None else a + b
+
+
+def _backward_dot(
+    gradient: Sequence[Tensor | None], leaves: list[Tensor], v: list[Tensor], retain: bool
+) -> list[Tensor]:
+    """∇_θ ⟨g(θ), v⟩, skipping the parts of g that do not depend on θ (their Hessian is 0)."""
+    live = [(g, u) for g, u in zip(gradient, v, strict=True) if g is not None and g.requires_grad]
+    out: Sequence[Tensor | None] = [None] * len(leaves)
+    if live:
+        out = torch.autograd.grad(
+            [g for g, _ in live],
+            leaves,
+            [u for _, u in live],
+            retain_graph=retain,
+            allow_unused=True,
+        )
+    return [torch.zeros_like(p) if h is None else h for h, p in zip(out, leaves, strict=True)]
+
+
 def hvp_double_backward(loss: ParamFn, params: Sequence[Tensor], *, keep_graph: bool = True) -> HVP:
     """v ↦ H(θ)v by double backward (Pearlmutter 1994): Hv = ∇_θ ⟨∇_θ L(θ), v⟩.
 
@@ -67,17 +93,12 @@ def hvp_double_backward(loss: ParamFn, params: Sequence[Tensor], *, keep_graph: 
     leaves = _leaves(params)
     terms = _terms(loss)
     if keep_graph:
-        gradient = [torch.zeros_like(p) for p in leaves]
+        gradient: list[Tensor | None] = [None] * len(leaves)
         for term in terms:
-            parts = torch.autograd.grad(term(leaves), leaves, create_graph=True)
-            gradient = [a + b for a, b in zip(gradient, parts, strict=True)]
+            gradient = [_add(a, b) for a, b in zip(gradient, _gradient(term, leaves), strict=True)]
 
         def hvp_kept(v: Sequence[Tensor]) -> list[Tensor]:
-            v = _check_vector(v, leaves)
-            out = torch.autograd.grad(gradient, leaves, v, retain_graph=True, allow_unused=True)
-            return [
-                torch.zeros_like(p) if h is None else h for h, p in zip(out, leaves, strict=True)
-            ]
+            return _backward_dot(gradient, leaves, _check_vector(v, leaves), retain=True)
 
         return hvp_kept
 
@@ -85,9 +106,8 @@ def hvp_double_backward(loss: ParamFn, params: Sequence[Tensor], *, keep_graph: 
         v = _check_vector(v, leaves)
         total = [torch.zeros_like(p) for p in leaves]
         for term in terms:
-            g = torch.autograd.grad(term(leaves), leaves, create_graph=True)
-            out = torch.autograd.grad(g, leaves, v, allow_unused=True)
-            total = [t if h is None else t + h for t, h in zip(total, out, strict=True)]
+            out = _backward_dot(_gradient(term, leaves), leaves, v, retain=False)
+            total = [t + h for t, h in zip(total, out, strict=True)]
         return total
 
     return hvp_rebuilt

@@ -63,10 +63,18 @@ def _evaluation_copy(model: nn.Module, batchnorm: BatchNormMode) -> nn.Module:
                 module.train()
                 module.track_running_stats = False
             elif isinstance(module, BATCH_STAT_NORMS):
-                module.train()  # updates buffers: each call gets fresh copies (see _term)
+                module.train()  # writes its buffers: each call gets fresh copies (see _term)
     for p in frozen.parameters():
         p.requires_grad_(False)
     return frozen
+
+
+def _updates_buffers(module: nn.Module) -> bool:
+    """Whether a layer of the evaluation copy writes its buffers when called (Batch Renorm in
+    training mode; torch's BatchNorm is told not to track statistics instead)."""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return module.training and module.track_running_stats
+    return module.training and isinstance(module, BATCH_STAT_NORMS)
 
 
 def _term(
@@ -109,7 +117,9 @@ def loss_of_params(
       however the examples are batched. Dropout is off.
     - "batch": each batch is normalized with its own statistics, as in training, without
       updating running statistics (PyHessian evaluates in eval mode; Ghorbani et al. 2019
-      discuss both). L then depends on the batching. Dropout stays off.
+      discuss both). L then depends on the batching. Dropout stays off. trainlab's Batch
+      Renorm layers train with their running statistics as they are (copied per call); their
+      statistics kernel has no forward-mode derivative, so use a double-backward HVP there.
 
     The model is never modified: not its parameters, buffers, gradients nor train/eval mode.
     """
@@ -124,7 +134,7 @@ def loss_of_params(
     total = sum(sizes)
     frozen = _evaluation_copy(model, batchnorm)
     names = tuple(name for name, _ in model.named_parameters())
-    fresh = batchnorm == "batch" and any(isinstance(m, BATCH_STAT_NORMS) for m in frozen.modules())
+    fresh = batchnorm == "batch" and any(_updates_buffers(m) for m in frozen.modules())
     terms = tuple(
         _term(frozen, names, loss_fn, batch, size / total, fresh)
         for batch, size in zip(batches, sizes, strict=True)

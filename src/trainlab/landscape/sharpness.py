@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -104,8 +105,8 @@ def _subset_sharpness(
     x: Tensor,
     y: Tensor,
     indices: Tensor,
-    batch_size: int,
     *,
+    batch_size: int,
     rho: float,
     max_iter: int,
     tol: float,
@@ -168,7 +169,13 @@ def sharpness_report(
         raise ValueError(f"hvp_method must be one of {HVP_METHODS}, got {hvp_method!r}")
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(dataset_x), generator=gen)
-    options = dict(
+    measure = partial(
+        _subset_sharpness,
+        model,
+        loss_fn,
+        dataset_x,
+        dataset_y,
+        batch_size=batch_size,
         rho=rho,
         max_iter=max_iter,
         tol=tol,
@@ -177,12 +184,11 @@ def sharpness_report(
         batchnorm=batchnorm,
         seed=seed,
     )
-    subsets = tuple(
-        _subset_sharpness(
-            model, loss_fn, dataset_x, dataset_y, idx.sort().values, batch_size, **options
-        )
+    first, second = (
+        measure(idx.sort().values)
         for idx in (order[:n_examples], order[n_examples : 2 * n_examples])
     )
+    subsets = (first, second)
     spread = {
         key: relative_spread(getattr(subsets[0], key), getattr(subsets[1], key))
         for key in ("top_eigenvalue", "trace", "sam", "loss")
