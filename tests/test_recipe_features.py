@@ -103,8 +103,8 @@ def test_pca_k_above_feature_count_fails_before_training():
 
 
 def test_subset_keeps_a_seeded_part_of_the_training_split():
-    a = build(recipe(model={"name": "mlp", "widths": [8]}, data={"subset": 200, "val_fraction": 0.1}))
-    b = build(recipe(model={"name": "mlp", "widths": [8]}, data={"subset": 200, "val_fraction": 0.1}))
+    sections = {"model": {"name": "mlp", "widths": [8]}, "data": {"subset": 200}}
+    a, b = build(recipe(**sections)), build(recipe(**sections))
     assert len(a.loader.split) + len(a.val) == 200 and len(a.test) == 360
     assert torch.equal(a.loader.split.x, b.loader.split.x)
     with pytest.raises(RecipeError, match="data.subset: 5000 exceeds the 1437 training examples"):
