@@ -78,3 +78,11 @@ def test_bad_input_is_one_line_and_nothing_runs(capsys, tmp_path, override, expe
 def test_resume_of_a_non_run_directory_is_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--resume", str(tmp_path))
     assert code == 1 and "not a run directory" in err
+
+
+def test_lab_activation_stats_is_wired(capsys, tmp_path):
+    argv = ["lab", "activation-stats", "--activation", "relu", "--init", "kaiming_normal",
+            "--depth", "3", "--width", "64", "--samples", "200", "--json", "--out", str(tmp_path / "h.png")]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    assert [r["layer"] for r in rows][-1] in (3, "hidden 3") and (tmp_path / "h.png").exists()

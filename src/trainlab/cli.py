@@ -80,6 +80,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab(args: argparse.Namespace) -> int:
+    from trainlab.diagnose import run_lab
+
+    return run_lab(args.lab_args)
+
+
 def cmd_cv(args: argparse.Namespace) -> int:
     from trainlab.study.cv import cross_validate, summarize
 
@@ -124,6 +130,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("file", help="comparison YAML (see examples/compare-sam.yaml)")
     c.add_argument("--runs-dir", default="runs")
     c.set_defaults(func=cmd_compare)
+    lab = sub.add_parser("lab", add_help=False, help="lecture experiments (activation-stats)")
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER)
+    lab.set_defaults(func=cmd_lab)
     v = sub.add_parser("cv", help="k-fold cross-validation of a recipe (mean ± std)")
     v.add_argument("recipe", nargs="?", help="recipe YAML file or bundled name")
     v.add_argument("--folds", type=int, default=5)
