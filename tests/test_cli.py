@@ -82,8 +82,23 @@ def test_resume_of_a_non_run_directory_is_one_line(capsys, tmp_path):
 
 def test_lab_activation_stats_is_wired(capsys, tmp_path):
     out = str(tmp_path / "h.png")
-    argv = ["lab", "activation-stats", "--activation", "relu", "--init", "kaiming_normal",
-            "--depth", "3", "--width", "64", "--samples", "200", "--json", "--out", out]  # fmt: skip
+    argv = [
+        "lab",
+        "activation-stats",
+        "--activation",
+        "relu",
+        "--init",
+        "kaiming_normal",
+        "--depth",
+        "3",
+        "--width",
+        "64",
+        "--samples",
+        "200",
+        "--json",
+        "--out",
+        out,
+    ]
     assert main(argv) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[0])
     assert [r["layer"] for r in rows][-1] in (3, "hidden 3") and (tmp_path / "h.png").exists()
