@@ -146,6 +146,11 @@ class Probes(Hooks):
     ‖w_before‖``. Also the first layer and step where a NaN or Inf appears (see
     :attr:`nonfinite` and :attr:`first_nonfinite`).
 
+    Cost on a probe step is bounded per layer: the NaN/Inf check and the dead-unit test read
+    every output, while mean, std, histogram and saturation are computed on every k-th example
+    of the batch such that about ``sample_size`` entries (default 65536) remain, i.e. exactly on
+    small layers and on a few whole examples of large conv outputs.
+
     Hooks record the first forward of a probe step only (SAM's second pass is ignored) and only
     with gradients enabled, so validation passes between epochs are not counted. A layer name
     that is not a module of ``model`` raises a one-line ValueError listing the valid names.
@@ -162,8 +167,10 @@ class Probes(Hooks):
         capacity: int = 256,
         dead_window: int = 5,
         check_every_step: bool = True,
+        sample_size: int = 65536,
     ) -> None:
-        for what, value in (("every", every), ("bins", bins), ("dead_window", dead_window)):
+        checks = ("every", every), ("bins", bins), ("dead_window", dead_window)
+        for what, value in (*checks, ("sample_size", sample_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Probes: {what} must be an int >= 1, got {value!r}")
         if hist_range is not None and not hist_range[0] < hist_range[1]:
@@ -181,6 +188,7 @@ class Probes(Hooks):
         self.bins = bins
         self.hist_range = hist_range
         self.dead_window = dead_window
+        self.sample_size = sample_size
         self.check_every_step = check_every_step
         self.layers = names
         self.kinds = {name: layer_kind(modules[name]) for name in names}
@@ -300,29 +308,46 @@ class Probes(Hooks):
             if name in self.kinds:
                 self._pending[name] = self._measure(name, output.detach())
             else:
-                self._pending[name] = {"finite": torch.isfinite(output).all()}
+                norm = torch.linalg.vector_norm(output.detach().float())
+                self._pending[name] = {"finite": torch.isfinite(norm)}
 
         return hook
 
     def _measure(self, name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = x.float()
-        finite = torch.isfinite(x).all()
-        lo, hi = self._range(name, x)
-        out = {
-            "finite": finite,
-            "mean": x.mean(),
-            "std": x.std(correction=0) if x.numel() > 0 else x.new_tensor(math.nan),
-            "hist": torch.histc(x.clamp(lo, hi), self.bins, lo, hi),
-        }
+        # Over every entry: the NaN/Inf check (a non-finite entry makes the norm non-finite;
+        # so does a float32 overflow past 3e38, which is as much a blow-up) and dead units.
+        out = {"finite": torch.isfinite(torch.linalg.vector_norm(x))}
         kind = self.kinds[name]
         if kind == "relu":
             units = x.reshape(x.shape[0], x.shape[1], -1) if x.dim() >= 2 else x.reshape(1, 1, -1)
-            out["alive"] = (units > 0).any(dim=2).any(dim=0)
-        elif kind == "tanh":
-            out["saturated"] = (x.abs() > SATURATION).float().mean()
+            out["alive"] = units.amax(dim=(0, 2)) > 0
+        # Over a subset of whole examples (all of them for small layers): the rest.
+        sub = self._subset(x)
+        n = sub.numel()
+        if n == 0:
+            std = mean = x.new_tensor(math.nan)
+        else:
+            std, mean = torch.std_mean(sub, correction=0)
+        lo, hi = self._range(name, x)
+        out["mean"], out["std"] = mean, std
+        out["hist"] = torch.histc(sub.clamp(lo, hi), self.bins, lo, hi)
+        if kind == "tanh":
+            out["saturated"] = torch.count_nonzero(sub.abs() > SATURATION) / max(n, 1)
         elif kind == "sigmoid":
-            out["saturated"] = ((x < 1 - SATURATION) | (x > SATURATION)).float().mean()
+            far = (sub - 0.5).abs() > SATURATION - 0.5
+            out["saturated"] = torch.count_nonzero(far) / max(n, 1)
         return out
+
+    def _subset(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` itself when it has at most ``sample_size`` entries, else every k-th example of
+        the batch (a view, no copy) so that about ``sample_size`` entries remain (at least one
+        example). A large layer then costs a fixed amount to summarise."""
+        if x.dim() == 0 or x.numel() <= self.sample_size:
+            return x
+        per_example = max(x[0].numel(), 1)
+        keep = max(1, self.sample_size // per_example)
+        return x[:: -(-x.shape[0] // keep)]
 
     def _range(self, name: str, x: torch.Tensor) -> tuple[float, float]:
         if name not in self._ranges:
