@@ -97,6 +97,14 @@ def nice_ceil(value: float) -> float:
     return 10.0 ** (exp + 1)  # pragma: no cover
 
 
+def _coprime_stride(n: int, at_least: int) -> int:
+    """The smallest prime ``s >= at_least`` that does not divide ``n``."""
+    s = max(at_least, 2)
+    while n % s == 0 or any(s % d == 0 for d in range(2, math.isqrt(s) + 1)):
+        s += 1
+    return s
+
+
 def find_nonfinite(model: nn.Module, *inputs: Any) -> str | None:
     """Run ``model(*inputs)`` without gradients and return the name of the first module (in
     execution order) whose output contains a NaN or Inf, or None. Use it on the batch of a
@@ -147,9 +155,8 @@ class Probes(Hooks):
     :attr:`nonfinite` and :attr:`first_nonfinite`).
 
     Cost on a probe step is bounded per layer: the NaN/Inf check and the dead-unit test read
-    every output, while mean, std, histogram and saturation are computed on every k-th example
-    of the batch such that about ``sample_size`` entries (default 65536) remain, i.e. exactly on
-    small layers and on a few whole examples of large conv outputs.
+    every output, while mean, std, histogram and saturation are computed on an evenly strided
+    subset of about ``sample_size`` entries (default 65536; exact on layers no larger).
 
     Hooks record the first forward of a probe step only (SAM's second pass is ignored) and only
     with gradients enabled, so validation passes between epochs are not counted. A layer name
@@ -207,7 +214,6 @@ class Probes(Hooks):
         self._armed_step: int | None = None
         self._snapshot: list[torch.Tensor] | None = None
         self._pending: dict[str, dict[str, torch.Tensor]] = {}
-        self._training_only = True
         self._probe_next: int | None = None
         self.probes = 0
         self.nonfinite: dict[str, dict[str, Any] | None] = {"activation": None, "gradient": None}
@@ -301,7 +307,7 @@ class Probes(Hooks):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if name in self._pending or not isinstance(output, torch.Tensor):
                 return
-            if self._training_only and not torch.is_grad_enabled():
+            if not torch.is_grad_enabled():  # evaluation / inference passes are not training
                 return
             if not output.is_floating_point():
                 return
@@ -322,7 +328,7 @@ class Probes(Hooks):
         if kind == "relu":
             units = x.reshape(x.shape[0], x.shape[1], -1) if x.dim() >= 2 else x.reshape(1, 1, -1)
             out["alive"] = units.amax(dim=(0, 2)) > 0
-        # Over a subset of whole examples (all of them for small layers): the rest.
+        # Over an evenly spread subset (everything on small layers): the rest.
         sub = self._subset(x)
         n = sub.numel()
         if n == 0:
@@ -340,14 +346,19 @@ class Probes(Hooks):
         return out
 
     def _subset(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` itself when it has at most ``sample_size`` entries, else every k-th example of
-        the batch (a view, no copy) so that about ``sample_size`` entries remain (at least one
-        example). A large layer then costs a fixed amount to summarise."""
-        if x.dim() == 0 or x.numel() <= self.sample_size:
+        """``x`` itself when it has at most ``sample_size`` entries, else every s-th entry of
+        its storage order, with s the smallest prime ≥ numel / sample_size that does not
+        divide numel: coprime to every period of the layout (width, plane, example), so the
+        entries are spread evenly over examples, channels and positions. A large layer then
+        costs a fixed amount to summarise."""
+        n = x.numel()
+        if n <= self.sample_size:
             return x
-        per_example = max(x[0].numel(), 1)
-        keep = max(1, self.sample_size // per_example)
-        return x[:: -(-x.shape[0] // keep)]
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+            flat = x.permute(0, 2, 3, 1).reshape(-1)  # a view in channels_last storage order
+        else:
+            flat = x.reshape(-1)
+        return flat[:: _coprime_stride(n, -(-n // self.sample_size))].contiguous()
 
     def _range(self, name: str, x: torch.Tensor) -> tuple[float, float]:
         if name not in self._ranges:
