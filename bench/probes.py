@@ -29,6 +29,7 @@ from trainlab.nn import cnn
 from trainlab.train import Hooks, StepRecord, fit
 
 BATCH = 128
+EVERY = 50  # Probes' default interval; --every changes it
 
 
 def fashion_subset(n: int) -> tuple[TensorSplit, str]:
@@ -60,7 +61,7 @@ def epoch(
     model: torch.nn.Module, split: TensorSplit, probes: bool, clock: StepTimes
 ) -> Probes | None:
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    p = Probes(model) if probes else None
+    p = Probes(model, every=EVERY) if probes else None
     with p if p is not None else _Null():
         fit(model, InMemoryLoader(split, BATCH, seed=0), opt, F.cross_entropy, epochs=1,
             callbacks=[p, clock] if p is not None else [clock])  # fmt: skip
@@ -80,7 +81,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--subset", type=int, default=10_000)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--every", type=int, default=50, help="probe interval (default 50)")
     args = parser.parse_args()
+    global EVERY
+    EVERY = args.every
     if args.threads:
         torch.set_num_threads(args.threads)
     split, source = fashion_subset(args.subset)
@@ -111,11 +115,11 @@ def main() -> None:
               f"ratio to off {med / off:.3f}")  # fmt: skip
     on = statistics.median(times["probes on"])
     verdict = "OK" if on / off <= 1.10 else "ABOVE TARGET"
-    print(f"slowdown with probes (default every=50): {on / off:.3f}x  (target <= 1.10: {verdict})")
+    print(f"slowdown with probes (every={EVERY}): {on / off:.3f}x  (target <= 1.10: {verdict})")
     steps = -(-len(split) // BATCH)
     # A second, less load-sensitive estimate from per-step medians: probe steps (1 and 50)
     # versus the others, in the "on" runs against the same steps of the "off" runs.
-    probe = Probes(cnn((1, 28, 28), 10))
+    probe = Probes(cnn((1, 28, 28), 10), every=EVERY)
     med = {k: {s: statistics.median(v) for s, v in d.items()} for k, d in step_times.items()}
     probed = [s for s in med["probes on"] if probe.is_probe_step(s)]
     others = [s for s in med["probes on"] if not probe.is_probe_step(s) and s > 1]
@@ -125,7 +129,8 @@ def main() -> None:
     t_off = statistics.median(med["probes off"][s] for s in others)
     print(f"per step (medians): probe steps {1e3 * t_on_probe:.1f} ms vs {1e3 * t_off_probe:.1f} "
           f"ms off; other steps {1e3 * t_on:.1f} ms vs {1e3 * t_off:.1f} ms off; for a long run "
-          f"at 1 probe per 50 steps: {(t_on_probe + 49 * t_on) / (50 * t_off):.3f}x")  # fmt: skip
+          f"at 1 probe per {EVERY} steps: "
+          f"{(t_on_probe + (EVERY - 1) * t_on) / (EVERY * t_off):.3f}x")  # fmt: skip
     print(f"protocol: {args.reps} interleaved epochs each after a warm-up; {source}; "
           f"{steps} steps of batch {BATCH}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.2f}")  # fmt: skip

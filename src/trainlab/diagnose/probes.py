@@ -370,8 +370,10 @@ class Probes(Hooks):
             elif kind == "sigmoid":
                 rng = (0.0, 1.0)
             else:
-                finite = x[torch.isfinite(x)]
-                top = nice_ceil(float(finite.abs().max())) if finite.numel() else 1.0
+                top = float(x.abs().amax()) if x.numel() else 0.0
+                if not math.isfinite(top):  # ignore NaN/Inf entries
+                    top = float(torch.nan_to_num(x.abs(), nan=0.0, posinf=0.0).amax())
+                top = nice_ceil(top)
                 rng = (0.0, top) if kind == "relu" else (-top, top)
             self._ranges[name] = rng
         return self._ranges[name]
