@@ -23,7 +23,7 @@ Run: ``python bench/hessian.py [--reps 5] [--iters 20] [--examples 1000] [--thre
 It takes about 6 runs x 3 methods x 20-80 s on a loaded 2-core box (~30 min); ``--threads 1``
 avoids OpenMP oversubscription there (as in bench/sam_step.py).
 
-Measured (2026, 2-core VM under a load average of 2-5, --threads 1, 5 reps):
+Measured (2-core VM under a load average of 2-5, --threads 1, 5 reps):
 double_backward 45.5 s = 1.00, func 1.69x, rebuild 1.49x; eigenvalue 0.550029 by all three
 (max difference 6e-8).
 """
