@@ -13,7 +13,8 @@ them after it, so other steps run with no hooks at all. Weights are snapshotted 
 step only, to measure the update the optimizer actually applied (after momentum, weight decay,
 clipping...). The only per-step work is an optional finiteness check of the gradient norms (one
 fused norm and one host read), on by default so the first non-finite gradient is found at the
-step it appears.
+step it appears. Measured by ``bench/probes.py`` on the Fashion-MNIST CNN (CPU): a probe step
+costs ~1.25 steps, other steps are unchanged, a whole epoch 0.99-1.07× (target ≤ 1.10).
 
 Memory. Per-probe summaries go into a :class:`~trainlab.diagnose.buffer.SeriesBuffer` of fixed
 capacity that thins itself (fastai's ``ActivationStats`` grows without bound); histograms have
