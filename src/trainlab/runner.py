@@ -270,14 +270,15 @@ def _train(
     metrics = run_dir / "metrics.jsonl"
     callbacks: list = [MetricsLog(metrics, cfg.log_every)]
     callbacks.extend(exp.callbacks)
-    if not quiet:
-        callbacks.append(ProgressBar(cfg.epochs, console))
+    bar = None if quiet else ProgressBar(cfg.epochs, console)
+    if bar is not None:
+        callbacks.append(bar)
 
     def checkpoint(pos: Position) -> None:
         extra = {name: component.state_dict() for name, component in exp.stateful.items()}
         save_checkpoint(run_dir / "checkpoints", exp.model, exp.optimizer, pos, extra)
 
-    with interrupt_on_signals() as interrupt, _stopped_runs(run_dir):
+    with interrupt_on_signals() as interrupt, _stopped_runs(run_dir), _closing(bar):
         position = fit(
             exp.model, exp.loader, exp.optimizer, exp.loss_fn, epochs=cfg.epochs,
             schedule=exp.schedule, val=exp.val, callbacks=callbacks, position=position,
@@ -287,6 +288,16 @@ def _train(
             penalty=exp.penalty, augment=exp.augment, seed=exp.recipe.seed,
         )  # fmt: skip
     return _finish(exp, run_dir, position)
+
+
+@contextmanager
+def _closing(bar: ProgressBar | None) -> Iterator[None]:
+    """Stop the progress display however training ends (restores the terminal cursor)."""
+    try:
+        yield
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 @contextmanager

@@ -84,5 +84,10 @@ class ProgressBar(Hooks):
         return None
 
     def on_fit_end(self, history: list[dict]) -> None:
-        self.progress.refresh()
-        self.progress.stop()
+        self.close()
+
+    def close(self) -> None:
+        """Draw the last state and stop the display; safe to call more than once."""
+        if self.progress.live.is_started:
+            self.progress.refresh()
+            self.progress.stop()
