@@ -7,8 +7,9 @@ import torch
 
 from trainlab.builders import build_model
 from trainlab.config import RecipeError, validate_recipe
+from trainlab.experiment import build
 from trainlab.nn import BatchRenorm2d, GaussianNoise, Maxout, VanillaDropout
-from trainlab.runner import build, train_recipe
+from trainlab.runner import train_recipe
 
 DIGITS = {"data": {"name": "digits", "batch_size": 32}, "train": {"epochs": 1}}
 

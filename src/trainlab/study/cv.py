@@ -12,7 +12,7 @@ from rich.console import Console
 from trainlab.config import Recipe, RecipeError
 from trainlab.data import DataBundle, kfold_splits
 from trainlab.data.kfold import take
-from trainlab.runner import build, load_bundle
+from trainlab.experiment import build, load_bundle
 from trainlab.train import evaluate, fit
 
 

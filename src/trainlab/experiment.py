@@ -1,0 +1,149 @@
+"""An experiment: everything a recipe builds before the first training step (data splits,
+model, optimizer, schedule, loss, penalties, callbacks), each failure one RecipeError line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.builders import build_model, build_optimizer, build_penalty, build_schedule
+from trainlab.config import Recipe, RecipeError
+from trainlab.data import (
+    Augment,
+    DataBundle,
+    InMemoryLoader,
+    TensorSplit,
+    UnknownDatasetError,
+    load_dataset,
+    make_preprocessor,
+    prepare_splits,
+    with_label_noise,
+)
+from trainlab.data.kfold import take
+from trainlab.schedules import PlateauController, plateau_scaled
+from trainlab.train import get_loss
+from trainlab.train.callbacks import Callback, PlateauOnMetric
+from trainlab.train.early_stopping import EarlyStopping
+from trainlab.train.losses import LossFn
+
+
+@dataclass
+class Experiment:
+    """Everything a recipe builds before the first step."""
+
+    recipe: Recipe
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Callable[[int], float]
+    loader: InMemoryLoader
+    val: TensorSplit
+    test: TensorSplit
+    loss_fn: LossFn
+    notes: dict[str, Any]  # what building found or did (data source, label-noise indices)
+    augment: Augment | None
+    callbacks: list[Callback]  # recipe-driven callbacks (plateau, early stopping)
+    stateful: dict[str, Any]  # components whose state_dict() goes into checkpoints
+    penalty: Callable[[], torch.Tensor] | None
+
+
+def load_bundle(recipe: Recipe) -> DataBundle:
+    """The recipe's dataset (train and test splits), or one clear error line."""
+    try:
+        return load_dataset(recipe.data.name, seed=recipe.seed, **recipe.data.options)
+    except UnknownDatasetError:
+        raise
+    except ValueError as err:
+        raise RecipeError(f"recipe field data.options: {err}") from None
+
+
+def training_subset(bundle: DataBundle, size: int, seed: int) -> DataBundle:
+    """`bundle` with only `size` training examples, drawn by a seeded permutation."""
+    if size > len(bundle.train):
+        n = len(bundle.train)
+        raise RecipeError(f"recipe field data.subset: {size} exceeds the {n} training examples")
+    order = torch.randperm(len(bundle.train), generator=torch.Generator().manual_seed(seed))
+    return replace(bundle, train=take(bundle.train, order[:size]))
+
+
+def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
+    """Load the data (unless `bundle` is given, e.g. a cross-validation fold) and build model,
+    optimizer, schedule and loss; fail before training."""
+    data = recipe.data
+    bundle = bundle or load_bundle(recipe)
+    if data.subset is not None:
+        bundle = training_subset(bundle, data.subset, recipe.seed)
+    train, val, test, _ = prepare_splits(
+        bundle, val_fraction=data.val_fraction, seed=recipe.seed,
+        stratify=data.stratify, normalize=data.normalize,
+    )  # fmt: skip
+    if data.batch_size > len(train):
+        n = len(train)
+        raise RecipeError(
+            f"recipe field data.batch_size: {data.batch_size} exceeds the {n} examples"
+        )
+    notes: dict[str, Any] = {"data_source": bundle.source}
+    train, val, test = prepare_extra(recipe, train, val, test, bundle.num_classes, notes)
+    loader = InMemoryLoader(train, data.batch_size, seed=recipe.seed)
+    num_outputs = bundle.num_classes or int(train.y.shape[-1])
+    lsuv_batch = train.x[: recipe.init.lsuv_batch] if recipe.init is not None else None
+    model = build_model(recipe, tuple(train.x.shape[1:]), num_outputs, lsuv_batch)
+    if recipe.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(recipe.optimizer, model)
+    total = recipe.train.epochs * len(loader)
+    schedule = build_schedule(
+        recipe.schedule.name, recipe.schedule.kwargs(), recipe.optimizer.lr, total
+    )
+    stateful: dict[str, Any] = {}
+    callbacks: list[Callback] = []
+    if recipe.schedule.plateau is not None:
+        plateau = PlateauController(**recipe.schedule.plateau.model_dump())
+        schedule = plateau_scaled(schedule, plateau)
+        stateful["plateau"] = plateau
+        callbacks.append(PlateauOnMetric(plateau))
+    if recipe.train.early_stopping is not None:
+        stopper = EarlyStopping(
+            model, **recipe.train.early_stopping.model_dump(), mode=_mode(recipe)
+        )
+        stateful["early_stopping"] = stopper
+        callbacks.append(stopper)
+    loss_fn = get_loss(recipe.train.loss, recipe.train.label_smoothing)
+    return Experiment(
+        recipe, model, optimizer, schedule, loader, val, test, loss_fn, notes,
+        Augment(data.augment) if data.augment else None, callbacks, stateful,
+        build_penalty(recipe, model),
+    )  # fmt: skip
+
+
+def prepare_extra(
+    recipe: Recipe,
+    train: TensorSplit,
+    val: TensorSplit,
+    test: TensorSplit,
+    classes: int | None,
+    notes: dict[str, Any],
+) -> tuple[TensorSplit, TensorSplit, TensorSplit]:
+    """The recipe's preprocessing (fitted on the training split only, applied to all) and
+    label noise on the training split (validation and test labels stay clean; the indices of
+    the changed labels are recorded in `notes`)."""
+    data = recipe.data
+    if data.preprocess is not None:
+        try:
+            _, (train, val, test) = make_preprocessor(**data.preprocess).fit_apply(train, val, test)
+        except ValueError as err:
+            raise RecipeError(f"recipe field data.preprocess: {err}") from None
+    if data.label_noise > 0:
+        if classes is None:
+            raise RecipeError("recipe field data.label_noise: needs a classification dataset")
+        train, flipped = with_label_noise(train, data.label_noise, classes, seed=recipe.seed)
+        notes["label_noise_indices"] = flipped.tolist()
+    return train, val, test
+
+
+def _mode(recipe: Recipe) -> str:
+    monitor = recipe.train.early_stopping.monitor if recipe.train.early_stopping else ""
+    return "max" if monitor.endswith("acc") else "min"
