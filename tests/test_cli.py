@@ -102,3 +102,19 @@ def test_lab_activation_stats_is_wired(capsys, tmp_path):
     assert main(argv) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[0])
     assert [r["layer"] for r in rows][-1] in (3, "hidden 3") and (tmp_path / "h.png").exists()
+
+
+def test_lr_find_prints_every_rule_and_saves_a_plot(capsys, tmp_path):
+    out = tmp_path / "lr.png"
+    sets = ["data.name=digits", "model.name=mlp", "model.widths=[32]", "data.batch_size=64"]
+    argv = ["lr-find", "--start", "1e-4", "--end", "10", "--out", str(out)]
+    assert main([*argv, *[a for s in sets for a in ("--set", s)]]) == 0
+    text = capsys.readouterr().out
+    for rule in ("steepest", "minimum/10", "valley", "spread"):
+        assert rule in text
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_lr_find_range_must_increase(capsys):
+    assert main(["lr-find", "--start", "1", "--end", "0.1"]) == 1
+    assert "expected 0 < --start < --end" in capsys.readouterr().err

@@ -86,6 +86,23 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return run_lab(args.lab_args)
 
 
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from trainlab.diagnose import lr_range_test, plot_lr_find
+    from trainlab.experiment import build
+
+    if not 0 < args.start < args.end:
+        raise RecipeError(f"lr-find: expected 0 < --start < --end, got {args.start} and {args.end}")
+    recipe = load_recipe(_recipe_path(args.recipe), args.set)
+    exp = build(recipe)
+    result = lr_range_test(exp.model, exp.optimizer, exp.loss_fn, exp.loader,
+                           start=args.start, end=args.end, steps=args.steps)  # fmt: skip
+    out = Path(args.out or f"lr-find-{recipe.name}.png")
+    plot_lr_find(result, out)
+    print(result.describe())
+    print(f"plot: {out}")
+    return 0
+
+
 def cmd_cv(args: argparse.Namespace) -> int:
     from trainlab.study.cv import cross_validate, summarize
 
@@ -133,6 +150,14 @@ def parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", add_help=False, help="lecture experiments (activation-stats)")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER)
     lab.set_defaults(func=cmd_lab)
+    f = sub.add_parser("lr-find", help="learning-rate range test (Smith 2017) of a recipe")
+    f.add_argument("recipe", nargs="?", help="recipe YAML file or bundled name")
+    f.add_argument("--start", type=float, default=1e-7)
+    f.add_argument("--end", type=float, default=10.0)
+    f.add_argument("--steps", type=int, default=100)
+    f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    f.add_argument("--out", help="PNG path (default lr-find-NAME.png)")
+    f.set_defaults(func=cmd_lr_find)
     v = sub.add_parser("cv", help="k-fold cross-validation of a recipe (mean ± std)")
     v.add_argument("recipe", nargs="?", help="recipe YAML file or bundled name")
     v.add_argument("--folds", type=int, default=5)

@@ -9,9 +9,23 @@ memory. The activation-statistics lab (:func:`activation_stats`, :func:`run_lab`
 from trainlab.diagnose.activation_stats import activation_stats, save_histograms
 from trainlab.diagnose.buffer import SeriesBuffer
 from trainlab.diagnose.lab import run_lab
+from trainlab.diagnose.lr_find import (
+    HalvingResult,
+    HalvingTry,
+    LrFindResult,
+    halving_search,
+    lr_range_test,
+    plot_lr_find,
+)
 from trainlab.diagnose.probes import Probes, default_layers, find_nonfinite
 
 __all__ = [
+    "HalvingResult",
+    "HalvingTry",
+    "LrFindResult",
+    "halving_search",
+    "lr_range_test",
+    "plot_lr_find",
     "Probes",
     "SeriesBuffer",
     "activation_stats",
