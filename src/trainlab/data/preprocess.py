@@ -23,7 +23,7 @@ from trainlab.names import closest_name_error
 
 from .bundle import TensorSplit
 from .standardize import MODES as STANDARDIZE_MODES
-from .standardize import Standardizer, _reduce_dims
+from .standardize import Standardizer, _reduce_dims, check_broadcast_shape
 
 CENTER_MODES = {"mean_image": "per_feature", "per_channel": "per_channel"}
 PCA_MODES = ("pca", "pca_whiten", "zca_whiten")
@@ -62,15 +62,7 @@ class Centerer:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """x - mean as a new tensor; `x` must have the fitted per-sample shape."""
-        fitted = tuple(self.mean.shape[1:])
-        ok = x.ndim == self.mean.ndim and all(
-            f == 1 or f == s for f, s in zip(fitted, x.shape[1:], strict=True)
-        )
-        if not ok:
-            raise ValueError(
-                f"Centerer fitted on samples like {fitted} ({self.mode}) cannot apply to "
-                f"x of shape {tuple(x.shape)}"
-            )
+        check_broadcast_shape(f"Centerer ({self.mode})", self.mean, x)
         return x - self.mean
 
     def state_dict(self) -> dict:

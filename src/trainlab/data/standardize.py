@@ -27,6 +27,19 @@ def _reduce_dims(x: torch.Tensor, mode: str) -> tuple[int, ...]:
     return tuple(range(x.ndim))
 
 
+def check_broadcast_shape(kind: str, stat: torch.Tensor, x: torch.Tensor) -> None:
+    """One-line error unless `x` has the per-sample shape the statistic `stat` was fitted on
+    (dimensions of size 1 in `stat` broadcast)."""
+    fitted = tuple(stat.shape[1:])
+    ok = x.ndim == stat.ndim and all(
+        f == 1 or f == s for f, s in zip(fitted, x.shape[1:], strict=True)
+    )
+    if not ok:
+        raise ValueError(
+            f"{kind} fitted on samples like {fitted} cannot apply to x of shape {tuple(x.shape)}"
+        )
+
+
 @dataclass(frozen=True)
 class Standardizer:
     """x -> (x - mean) / std with statistics from `fit`; broadcastable `mean` and `std`.
@@ -52,15 +65,7 @@ class Standardizer:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """(x - mean) / std as a new tensor; `x` must have the fitted per-sample shape."""
-        fitted = tuple(self.mean.shape[1:])
-        ok = x.ndim == self.mean.ndim and all(
-            f == 1 or f == s for f, s in zip(fitted, x.shape[1:], strict=True)
-        )
-        if not ok:
-            raise ValueError(
-                f"Standardizer fitted on samples like {fitted} ({self.mode}) cannot apply to "
-                f"x of shape {tuple(x.shape)}"
-            )
+        check_broadcast_shape(f"Standardizer ({self.mode})", self.mean, x)
         return (x - self.mean) / self.std
 
     def state_dict(self) -> dict:
