@@ -110,3 +110,12 @@ def test_subset_keeps_a_seeded_part_of_the_training_split():
     assert torch.equal(a.loader.split.x, b.loader.split.x)
     with pytest.raises(RecipeError, match="data.subset: 5000 exceeds the 1437 training examples"):
         build(recipe(data={"subset": 5000}))
+
+
+def test_train_threads_sets_torch_intra_op_threads():
+    before = torch.get_num_threads()
+    try:
+        build(recipe(model={"name": "mlp", "widths": [8]}, train={"epochs": 1, "threads": 1}))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -252,6 +252,7 @@ class TrainConfig(_Strict):
     checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = None
     log_every: Annotated[int, Field(ge=1)] = 50
     channels_last: bool = True
+    threads: Annotated[int, Field(ge=1)] | None = None  # torch intra-op threads; None: torch's
 
 
 class ActivityConfig(_Strict):
