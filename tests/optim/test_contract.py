@@ -87,8 +87,11 @@ def _tensors(state) -> list[torch.Tensor]:
         (lambda: to.sgd(momentum=1.5), r"^sgd: momentum=1.5 is outside the valid range"),
         (lambda: to.rmsprop(alpha=1.0), r"^scale_by_rms: alpha=1.0 is outside the valid range"),
         (lambda: to.scale_by_lr(lambda t: -1.0), r"^scale_by_lr: lr=-1.0 is outside"),
-        (lambda: to.get_optimizer("adamm"), r"^unknown optimizer 'adamm'; did you mean 'adam'\?"),
-        (lambda: to.get_optimizer("SGDW"), r"^unknown optimizer 'SGDW'; did you mean 'sgd'\?"),
+        (
+            lambda: to.get_optimizer("adamm"),
+            r"^unknown optimizer 'adamm' \(did you mean 'adam'\?\)",
+        ),
+        (lambda: to.get_optimizer("SGDW"), r"^unknown optimizer 'SGDW' \(did you mean 'sgd'\?\)"),
         (lambda: to.lookahead(to.sgd(), k=0), r"^lookahead: k=0 must be an integer >= 1$"),
         (lambda: to.use_backend("cuda").__enter__(), r"^backend='cuda' is not one of"),
     ],

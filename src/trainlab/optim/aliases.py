@@ -10,13 +10,13 @@ Adadelta, Adam and NAdam is coupled L2 (``add_l2`` before the scaling); AdamW's 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from trainlab.names import closest_name_error
 from trainlab.optim import fused
 from trainlab.optim.adaptive import (
     AdamState,
@@ -322,7 +322,5 @@ def get_optimizer(name: str, **kwargs: Any) -> Transform:
     naming the closest valid name."""
     key = name.lower()
     if key not in ALIASES:
-        close = difflib.get_close_matches(key, list(ALIASES), n=1, cutoff=0.0)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown optimizer {name!r}{hint} (valid: {', '.join(ALIASES)})")
+        raise closest_name_error("optimizer", name, ALIASES)
     return ALIASES[key](**kwargs)

@@ -22,7 +22,6 @@ Hyperparameters may be floats or schedules of the 0-indexed step (counted by ``r
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -30,6 +29,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from trainlab.names import closest_name_error
 from trainlab.optim.clip import global_norm
 from trainlab.optim.transform import (
     CountState,
@@ -310,9 +310,7 @@ POLICIES: dict[str, Callable[..., SamPolicy]] = {
 def get_policy(name: str, **kwargs: Any) -> SamPolicy:
     """A policy by name (``"sam"``, ``"asam"``, ``"eg-sam"``, ``"og-sam"``, ``"ao-sam"``)."""
     if name not in POLICIES:
-        near = difflib.get_close_matches(name, list(POLICIES), n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"SAM policy {name!r} is not one of {sorted(POLICIES)}{hint}")
+        raise closest_name_error("SAM policy", name, POLICIES)
     make = POLICIES[name]
     accepted = list(inspect.signature(make).parameters)
     unknown = sorted(set(kwargs) - set(accepted))

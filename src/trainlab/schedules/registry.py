@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from functools import partial
 
+from trainlab.names import closest_name_error
 from trainlab.schedules._types import Schedule
 from trainlab.schedules.cyclic import cyclic, one_cycle, one_cycle_momentum, sgdr
 from trainlab.schedules.decay import (
@@ -54,11 +54,7 @@ def get_schedule(name: str, **kwargs: object) -> Schedule:
     """
     factory = SCHEDULES.get(name)
     if factory is None:
-        close = difflib.get_close_matches(str(name), SCHEDULES, n=1, cutoff=0.0)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(
-            f"unknown schedule {name!r}; {hint}valid names: {', '.join(sorted(SCHEDULES))}"
-        )
+        raise closest_name_error("schedule", name, SCHEDULES)
     try:
         return factory(**kwargs)
     except TypeError as err:  # unknown or missing keyword: name the accepted ones
