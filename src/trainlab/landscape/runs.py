@@ -1,0 +1,81 @@
+"""Trained runs as inputs to an analysis: find a run directory's checkpoint, read its weights,
+check that two runs share an architecture, and rebuild the model with its data — every
+problem reported as one line before any work is done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+
+from trainlab.config import Recipe, RecipeError, load_recipe
+from trainlab.experiment import Experiment, build
+from trainlab.train import latest_checkpoint
+
+WEIGHTS = "model.safetensors"
+
+
+class RunDirError(RecipeError):
+    """A run directory that cannot be analysed; the message is one line."""
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A run directory, its resolved recipe and the weights (state dict) of its checkpoint."""
+
+    run_dir: Path
+    recipe: Recipe
+    checkpoint: Path
+    state: dict[str, Tensor]
+
+
+def open_run(run_dir: str | Path) -> TrainedRun:
+    """The run's recipe and latest checkpoint weights, or RunDirError saying what was expected."""
+    run_dir = Path(run_dir)
+    expected = "a run directory with recipe.yaml and checkpoints/step-*/model.safetensors"
+    if not (run_dir / "recipe.yaml").is_file():
+        raise RunDirError(f"{run_dir}: expected {expected}; found no recipe.yaml")
+    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    if checkpoint is None or not (checkpoint / WEIGHTS).is_file():
+        raise RunDirError(f"{run_dir}: expected {expected}; found no checkpoint")
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    return TrainedRun(run_dir, recipe, checkpoint, load_file(str(checkpoint / WEIGHTS)))
+
+
+def _shapes(state: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def check_same_architecture(a: TrainedRun, b: TrainedRun) -> None:
+    """RunDirError naming the first difference unless the two runs' weights have the same
+    names and shapes (and their recipes the same model section)."""
+    prefix = f"{a.run_dir} and {b.run_dir}: expected the same architecture"
+    sa, sb = _shapes(a.state), _shapes(b.state)
+    if sa.keys() != sb.keys():
+        only = sorted(sa.keys() ^ sb.keys())[0]
+        raise RunDirError(f"{prefix}; tensor {only!r} is in only one of them")
+    for name, shape in sa.items():
+        if shape != sb[name]:
+            raise RunDirError(f"{prefix}; {name} has shape {shape} vs {sb[name]}")
+    ma, mb = a.recipe.model.model_dump(), b.recipe.model.model_dump()
+    if ma != mb:
+        key = next(k for k in ma if ma[k] != mb.get(k))
+        raise RunDirError(f"{prefix}; model.{key} is {ma[key]!r} vs {mb.get(key)!r}")
+
+
+def build_trained(run: TrainedRun, recipe: Recipe | None = None) -> Experiment:
+    """The run's experiment (data splits, model, loss) with the checkpoint's weights loaded.
+
+    `recipe` (default: the run's) lets a caller rebuild with changes such as thread count."""
+    exp = build(recipe or run.recipe)
+    exp.model.load_state_dict(run.state)
+    return exp
+
+
+def parameters_of(exp: Experiment, state: dict[str, Tensor]) -> list[Tensor]:
+    """The parameter list (aligned with `named_parameters()`) held in a state dict, in the
+    model's dtype and memory format (channels_last convolutions stay channels_last)."""
+    return [torch.empty_like(p).copy_(state[name]) for name, p in exp.model.named_parameters()]
