@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from trainlab.data import DATASETS, Augment, make_preprocessor
+from trainlab.data.tasks import DERIVED_TASKS
 from trainlab.init import INITIALIZERS
 from trainlab.names import closest_name_error
 from trainlab.nn import ACTIVATIONS, MAXOUT, NORMS
@@ -51,6 +60,8 @@ class DataConfig(_Strict):
     augment: list[dict[str, Any]] = Field(default_factory=list)  # [{name: crop, padding: 2}]
     label_noise: Annotated[float, Field(ge=0, le=1)] = 0.0  # fraction of training labels
     subset: Annotated[int, Field(ge=2)] | None = None  # a seeded subset of the training split
+    seed: int | None = None  # dataset generation, subset, val split, label noise; None: recipe's
+    bootstrap: bool = False  # bagging: a bootstrap resample of the training split (recipe seed)
 
     @field_validator("preprocess")
     @classmethod
@@ -253,6 +264,7 @@ class TrainConfig(_Strict):
     log_every: Annotated[int, Field(ge=1)] = 50
     channels_last: bool = True
     threads: Annotated[int, Field(ge=1)] | None = None  # torch intra-op threads; None: torch's
+    ema_decay: Annotated[float, Field(ge=0, lt=1)] | None = None  # also evaluate EMA weights
 
 
 class ActivityConfig(_Strict):
@@ -291,6 +303,65 @@ class InitConfig(_Strict):
         return v if name in INITIALIZERS else _known("initializer", name, INITIALIZERS)
 
 
+class EnsembleConfig(_Strict):
+    """Train an ensemble (trainlab.ensembles): `members` independent runs (seeds seed..seed+M-1,
+    same data), bagging (each member on a bootstrap resample), or one snapshot run (Huang et
+    al. 2017: `cycles` cosine cycles, default `members`, the last `members` snapshots kept);
+    predictions combined by averaging the probabilities or by majority vote."""
+
+    method: str = "independent"
+    members: Annotated[int, Field(ge=2)] = 5
+    combine: str = "average"
+    cycles: Annotated[int, Field(ge=2)] | None = None
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v: str) -> str:
+        return _known("ensemble method", v, ("independent", "bagging", "snapshot"))
+
+    @field_validator("combine")
+    @classmethod
+    def _combine(cls, v: str) -> str:
+        return _known("ensemble combine rule", v, ("average", "vote"))
+
+    @field_validator("cycles")
+    @classmethod
+    def _enough_cycles(cls, v: int | None, info: ValidationInfo) -> int | None:
+        members = info.data.get("members", 2)
+        if v is not None and v < members:
+            raise ValueError(f"expected >= members ({members}), got {v}")
+        return v
+
+
+class TaskConfig(_Strict):
+    """One task of a multi-task recipe: the dataset's labels (`derive: null`) or a task
+    derived from them (trainlab.data.tasks), and its weight in the summed loss."""
+
+    name: str
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    derive: str | None = None
+
+    @field_validator("derive")
+    @classmethod
+    def _derive(cls, v: str | None) -> str | None:
+        return v if v is None else _known("derived task", v, DERIVED_TASKS)
+
+
+class MultiTaskConfig(_Strict):
+    """A shared trunk with one head per task, loss Σ_k weight_k · CE_k (trainlab.nn.multitask).
+    The first task is the primary one."""
+
+    tasks: Annotated[list[TaskConfig], Field(min_length=2)]
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique(cls, v: list[TaskConfig]) -> list[TaskConfig]:
+        names = [t.name for t in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique, got {names}")
+        return v
+
+
 class Recipe(_Strict):
     """Everything a run needs. The defaults are the built-in default recipe."""
 
@@ -309,6 +380,8 @@ class Recipe(_Strict):
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
     regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
+    ensemble: EnsembleConfig | None = None
+    multitask: MultiTaskConfig | None = None
     runs_dir: str = "runs"
 
     @model_validator(mode="before")
