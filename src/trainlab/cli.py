@@ -126,6 +126,50 @@ def cmd_schedule_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_connect(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from trainlab.config import describe_error
+    from trainlab.landscape.connect import CurveOptions, connect_file, connect_runs, describe
+
+    flags = {"curve": args.curve, "bends": args.bends, "epochs": args.epochs, "lr": args.lr,
+             "points": args.points, "bn_examples": args.bn_examples,
+             "train_examples": args.train_examples}  # fmt: skip
+    overrides = {k: v for k, v in flags.items() if v is not None}
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    if len(args.inputs) == 1:
+        summary = connect_file(_recipe_path(args.inputs[0]), overrides, say)
+    elif len(args.inputs) == 2:
+        try:
+            options = CurveOptions(**overrides)
+        except ValidationError as err:
+            raise RecipeError(f"connect: {describe_error(err.errors()[0])}") from None
+        out = Path(args.out) if args.out else None
+        summary = connect_runs(args.inputs[0], args.inputs[1], options, out, say)
+    else:
+        raise RecipeError("connect: expected RUN_A RUN_B, or one connect file (examples/connect)")
+    print(describe(summary))
+    print(f"curve.npz, connect.png, connect.json: {summary['out_dir']}")
+    return 0
+
+
+def cmd_sharpness(args: argparse.Namespace) -> int:
+    from trainlab.landscape.runs import report_json, run_sharpness_report
+
+    report = run_sharpness_report(
+        args.run_dir, args.examples, seed=args.seed, max_iter=args.max_iter,
+        trace_samples=args.trace_samples,
+    )  # fmt: skip
+    out = Path(args.run_dir) / "sharpness.json"
+    out.write_text(json.dumps(report_json(report), indent=2) + "\n")
+    print(report.summary())
+    print(f"written: {out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainlab", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -171,6 +215,25 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="ARG=VALUE")
     s.add_argument("--out", help="PNG path (default schedule-NAME.png)")
     s.set_defaults(func=cmd_schedule_plot)
+    k = sub.add_parser("connect", help="mode connectivity: a low-loss curve between two runs")
+    k.add_argument("inputs", nargs="+", metavar="RUN_A RUN_B | FILE",
+                   help="two run directories, or a connect file (e.g. connect)")  # fmt: skip
+    k.add_argument("--curve", choices=["bezier", "polychain"])
+    k.add_argument("--bends", type=int)
+    k.add_argument("--epochs", type=int, help="epochs of curve training")
+    k.add_argument("--lr", type=float)
+    k.add_argument("--points", type=int, help="evaluation points along t (default 61)")
+    k.add_argument("--bn-examples", type=int, help="training examples for BatchNorm statistics")
+    k.add_argument("--train-examples", type=int, help="training examples for the train loss")
+    k.add_argument("--out", help="output directory (RUN_A RUN_B only)")
+    k.set_defaults(func=cmd_connect)
+    h = sub.add_parser("sharpness", help="top Hessian eigenvalue, trace, SAM sharpness of a run")
+    h.add_argument("run_dir")
+    h.add_argument("--examples", type=int, default=1000, help="per subset (two disjoint subsets)")
+    h.add_argument("--max-iter", type=int, default=50, help="power iterations")
+    h.add_argument("--trace-samples", type=int, default=20, help="Hutchinson vectors")
+    h.add_argument("--seed", type=int, default=0)
+    h.set_defaults(func=cmd_sharpness)
     return p
 
 

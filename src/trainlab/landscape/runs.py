@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -13,6 +14,9 @@ from torch import Tensor
 
 from trainlab.config import Recipe, RecipeError, load_recipe
 from trainlab.experiment import Experiment, build
+from trainlab.landscape.hessian import make_hvp, top_eigenvalues_power
+from trainlab.landscape.loss import loss_of_params, model_params, split_batches
+from trainlab.landscape.sharpness import SharpnessReport, sharpness_report
 from trainlab.train import latest_checkpoint
 
 WEIGHTS = "model.safetensors"
@@ -79,3 +83,60 @@ def parameters_of(exp: Experiment, state: dict[str, Tensor]) -> list[Tensor]:
     """The parameter list (aligned with `named_parameters()`) held in a state dict, in the
     model's dtype and memory format (channels_last convolutions stay channels_last)."""
     return [torch.empty_like(p).copy_(state[name]) for name, p in exp.model.named_parameters()]
+
+
+@dataclass(frozen=True)
+class RunSharpness:
+    """Top Hessian eigenvalue of a run's training loss on `examples` fixed training examples."""
+
+    top_eigenvalue: float
+    iterations: int
+    examples: int
+    loss: float
+
+
+def run_sharpness(
+    run_dir: str | Path, examples: int = 1000, max_iter: int = 50, seed: int = 0
+) -> RunSharpness:
+    """The largest-|λ| Hessian eigenvalue (power iteration, `landscape.hessian`) of the mean
+    training loss at a run's last checkpoint, on a subset of its training split drawn with
+    `seed` (the same subset for runs of the same data split), BatchNorm in eval mode."""
+    exp = build_trained(open_run(run_dir))
+    split = exp.loader.split
+    n = min(examples, len(split))
+    gen = torch.Generator().manual_seed(seed)
+    index = torch.randperm(len(split), generator=gen)[:n].sort().values
+    x = split.x[index]
+    if exp.recipe.train.channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    batches = split_batches(x, split.y[index], 500)
+    loss = loss_of_params(exp.model, exp.loss_fn, batches)
+    params = model_params(exp.model)
+    top = top_eigenvalues_power(make_hvp(loss, params), params, 1, max_iter=max_iter, seed=seed)
+    return RunSharpness(float(top.values[0]), top.iterations[0], n, float(loss(params)))
+
+
+def run_sharpness_report(
+    run_dir: str | Path,
+    examples: int = 1000,
+    *,
+    seed: int = 0,
+    max_iter: int = 50,
+    trace_samples: int = 20,
+) -> SharpnessReport:
+    """`sharpness_report` (top eigenvalue, Hessian trace, SAM sharpness on two disjoint random
+    subsets of the training split, and their spread) at a run's last checkpoint; `examples` is
+    capped at half the training split."""
+    exp = build_trained(open_run(run_dir))
+    split = exp.loader.split
+    n = max(1, min(examples, len(split) // 2))
+    return sharpness_report(
+        exp.model, exp.loss_fn, split.x, split.y, n, seed=seed, max_iter=max_iter,
+        trace_samples=trace_samples,
+    )  # fmt: skip
+
+
+def report_json(report: SharpnessReport) -> dict[str, Any]:
+    """A sharpness report as JSON-ready data (subset indices left out)."""
+    subsets = [{k: v for k, v in vars(s).items() if k != "indices"} for s in report.subsets]
+    return {"n_examples": report.n_examples, "subsets": subsets, "spread": report.spread}

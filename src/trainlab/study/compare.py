@@ -8,6 +8,7 @@ style overrides); every variant's recipe is validated before the first run start
     variants:
       sgd: {}
       sam: {optimizer.sam.policy: sam}
+    sharpness: {examples: 1000}     # optional: top Hessian eigenvalue of each trained model
 """
 
 from __future__ import annotations
@@ -26,6 +27,17 @@ from trainlab.config import Recipe, RecipeError, apply_overrides, describe_error
 from trainlab.runner import new_run_dir, train_recipe
 
 
+class SharpnessSpec(BaseModel):
+    """Measure each trained model's top Hessian eigenvalue (power iteration) on `examples`
+    training examples drawn with `seed` (`trainlab.landscape.runs.run_sharpness`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    examples: int = Field(default=1000, ge=1)
+    max_iter: int = Field(default=50, ge=1)
+    seed: int = 0
+
+
 class CompareSpec(BaseModel):
     """The comparison file's schema."""
 
@@ -35,6 +47,7 @@ class CompareSpec(BaseModel):
     recipe: str
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     variants: dict[str, dict[str, Any]] = Field(min_length=1)
+    sharpness: SharpnessSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,7 @@ class Row:
     test_loss: float
     train_acc: float | None
     train_seconds: float
+    top_eigenvalue: float | None = None
 
 
 def load_compare_spec(path: Path) -> tuple[CompareSpec, dict[str, list[Recipe]]]:
@@ -85,13 +99,23 @@ def compare(
             result = train_recipe(recipe, quiet=True, run_dir=study / recipe.name)
             last = result.history[-1] if result.history else {}
             row = Row(name, recipe.seed, result.test_acc, result.test_loss,
-                      last.get("train_acc"), result.train_seconds)  # fmt: skip
-            console.print(f"{name:<10} seed {recipe.seed}  test acc {_pct(row.test_acc)}  "
+                      last.get("train_acc"), result.train_seconds,
+                      _top_eigenvalue(spec.sharpness, result.run_dir))  # fmt: skip
+            sharp = "" if row.top_eigenvalue is None else f"  λ_max {row.top_eigenvalue:.4g}"
+            console.print(f"{name:<10} seed {recipe.seed}  test acc {_pct(row.test_acc)}{sharp}  "
                           f"{row.train_seconds:.1f} s")  # fmt: skip
             rows.append(row)
     (study / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
     (study / "table.md").write_text(format_table(rows, spec.seeds) + "\n")
     return study, rows
+
+
+def _top_eigenvalue(spec: SharpnessSpec | None, run_dir: Path) -> float | None:
+    if spec is None:
+        return None
+    from trainlab.landscape.runs import run_sharpness
+
+    return run_sharpness(run_dir, spec.examples, spec.max_iter, spec.seed).top_eigenvalue
 
 
 def _pct(x: float | None) -> str:
@@ -105,12 +129,19 @@ def _mean_std(values: list[float]) -> str:
     return f"{100 * statistics.fmean(values):.2f} ± {100 * std:.2f}"
 
 
+def _plain_mean_std(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.4g} ± {std:.2g}"
+
+
 def format_table(rows: list[Row], seeds: list[int]) -> str:
-    """Markdown: per variant, test and final train accuracy (mean ± std over seeds, in %) and
-    the mean training time."""
+    """Markdown: per variant, test and final train accuracy (mean ± std over seeds, in %), the
+    mean training time and, when measured, the top Hessian eigenvalue (mean ± std)."""
+    sharp = any(r.top_eigenvalue is not None for r in rows)
+    extra = (" top Hessian eigenvalue |", "---|") if sharp else ("", "")
     lines = [
-        f"| variant | test acc % (n={len(seeds)}) | train acc % | train gap | train s |",
-        "|---|---|---|---|---|",
+        f"| variant | test acc % (n={len(seeds)}) | train acc % | train gap | train s |{extra[0]}",
+        f"|---|---|---|---|---|{extra[1]}",
     ]
     for name in dict.fromkeys(r.variant for r in rows):
         mine = [r for r in rows if r.variant == name]
@@ -118,6 +149,11 @@ def format_table(rows: list[Row], seeds: list[int]) -> str:
         train = [r.train_acc for r in mine if r.train_acc is not None]
         gap = [a - b for a, b in zip(train, test, strict=False)]
         secs = statistics.fmean(r.train_seconds for r in mine)
-        lines.append(f"| {name} | {_mean_std(test)} | {_mean_std(train)} | {_mean_std(gap)} "
-                     f"| {secs:.1f} |")  # fmt: skip
+        line = (
+            f"| {name} | {_mean_std(test)} | {_mean_std(train)} | {_mean_std(gap)} | {secs:.1f} |"
+        )
+        if sharp:
+            eig = [r.top_eigenvalue for r in mine if r.top_eigenvalue is not None]
+            line += f" {_plain_mean_std(eig) if eig else '-'} |"
+        lines.append(line)
     return "\n".join(lines)
