@@ -85,6 +85,7 @@ def sgd(
     if not has_mom:
         return Transform(composed.init, _plain_sgd_update(lr, weight_decay, has_wd))
     cache = fused.PlanCache()
+    use_compiled = current_backend() == "compiled"
 
     def step(targets: list[Tensor], grads: Updates, state: State, params: Params) -> State:
         l2 = 0.0
@@ -106,6 +107,7 @@ def sgd(
             dampening=value_at(dampening, count),
             nesterov=nesterov,
             first=count == 0,
+            compiled=use_compiled,
         )
         tr.count.add_(1)
         lr_advance(lr, lr_state, a, inplace=True)

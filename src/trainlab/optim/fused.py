@@ -203,27 +203,18 @@ def adam_kernel(
 
     ``step = lr * c2 / c1`` and ``eps`` already times ``c2`` (bias corrections folded in);
     ``l2`` is added to the gradient first (coupled L2). ``nu_max`` is empty unless amsgrad.
-    ``compiled`` (backend ``"compiled"``): the elementwise math of each bucket is one
-    ``torch.compile``-d pass (`trainlab.optim.compiled`), the rest as above.
+    ``compiled``: the big tensors may take one compiled pass (`compiled_pass`).
     """
     ams = bool(nu_max)
-    hyper: dict[torch.dtype, Tensor] = {}  # compiled: the scalars as a tensor (no recompiles)
-    for b in plan.buckets:
+    buckets = plan.buckets
+    if targets is params:
+        lists = (params, grads, mu, nu, nu_max if ams else nu)
+        hyper = [1.0 - b1, b2, 1.0 - b2, eps, l2, decay, step]
+        buckets = compiled_pass(plan, compiled, "adam", lists, hyper, ams, bool(l2))
+    for b in buckets:
         lo, hi = b.lo, b.hi
         tmp = b.tmp
         assert tmp is not None
-        if compiled:
-            dtype = params[lo].dtype
-            if dtype not in hyper:
-                values = [1.0 - b1, b2, 1.0 - b2, eps, l2, decay, step]
-                hyper[dtype] = torch.tensor(values, dtype=dtype)
-            h = hyper[dtype]
-            if b.flats is None and targets is params:
-                flat = flat_views(params[lo], grads[lo], mu[lo], nu[lo], *nu_max[lo:hi])
-                if flat is not None:  # the whole step in one compiled pass, into the param
-                    p, g, m, v, *rest = flat
-                    compiled_ops.adam_param(p, g, m, v, rest[0] if ams else v, h, ams, bool(l2))
-                    continue
         if b.flats is not None:
             g = b.grad
             assert g is not None
@@ -238,31 +229,57 @@ def adam_kernel(
                 g = torch.add(g, params[lo], alpha=l2, out=tmp)
             m, v = mu[lo], nu[lo]
             v_hat = nu_max[lo] if ams else v
-        flat = flat_views(g, m, v, v_hat, tmp) if compiled else None
-        if flat is not None:  # tmp = m / (sqrt(v_hat) + eps) after the moments, one pass
-            compiled_ops.adam_direction(*flat, h, ams)
-        else:
-            m.lerp_(g, 1.0 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
-            if ams:
-                torch.maximum(v_hat, v, out=v_hat)
-            torch.sqrt(v_hat, out=tmp).add_(eps)
-        if flat is None and b.flats is None:
+        m.lerp_(g, 1.0 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+        if ams:
+            torch.maximum(v_hat, v, out=v_hat)
+        torch.sqrt(v_hat, out=tmp).add_(eps)
+        if b.flats is None:
             if decay:
                 targets[lo].add_(params[lo], alpha=-decay)
             targets[lo].addcdiv_(m, tmp, value=-step)
             continue
-        if flat is None:
-            torch.div(m, tmp, out=tmp)
-        views = b.tmp_views if b.flats is not None else [tmp]
+        torch.div(m, tmp, out=tmp)
         if decay >= 1e-12 and targets is params:
             # (1 - decay) * p - step * d in one pass: lerp p towards -step/decay * d.
             tmp.mul_(-step / decay)
-            torch._foreach_lerp_(targets[lo:hi], views, decay)
+            torch._foreach_lerp_(targets[lo:hi], b.tmp_views, decay)
             continue
         if decay:
             torch._foreach_add_(targets[lo:hi], params[lo:hi], alpha=-decay)
-        torch._foreach_add_(targets[lo:hi], views, alpha=-step)
+        torch._foreach_add_(targets[lo:hi], b.tmp_views, alpha=-step)
+
+
+def compiled_pass(
+    plan: Plan,
+    forced: bool,
+    kernel: str,
+    lists: Sequence[list[Tensor]],
+    hyper: list[float],
+    *flags: bool,
+) -> list[Bucket]:
+    """Run the compiled ``kernel`` (`trainlab.optim.compiled`) over the plan's single-tensor
+    buckets whose tensors (params, grads, state; ``lists``) share one dense layout, in place on
+    the parameters, if ``forced`` or they hold at least ``compiled_ops.AUTO_MIN`` elements.
+    Returns the buckets left for the eager kernels."""
+    singles = [b for b in plan.buckets if b.flats is None]
+    big = sum(lists[0][b.lo].numel() for b in singles)
+    if not singles or not (forced or big >= compiled_ops.AUTO_MIN):
+        return plan.buckets
+    flat: dict[torch.dtype, list[list[Tensor]]] = {}
+    done: set[int] = set()
+    for b in singles:
+        views = flat_views(*(lst[b.lo] for lst in lists))
+        if views is not None:
+            cols = flat.setdefault(views[0].dtype, [[] for _ in lists])
+            for col, v in zip(cols, views, strict=True):
+                col.append(v)
+            done.add(b.lo)
+    for dtype, cols in flat.items():
+        h = torch.tensor(hyper, dtype=dtype)
+        if not compiled_ops.run(kernel, *cols, h, *flags):
+            return plan.buckets  # nothing was modified: all eager
+    return [b for b in plan.buckets if b.flats is not None or b.lo not in done]
 
 
 def flat_views(*xs: Tensor) -> list[Tensor] | None:
@@ -295,9 +312,16 @@ def sgd_kernel(
     dampening: float,
     nesterov: bool,
     first: bool,
+    compiled: bool = False,
 ) -> None:
-    """SGD with coupled L2 and heavy-ball / Nesterov momentum (``trace`` empty if none)."""
-    for b in plan.buckets:
+    """SGD with coupled L2 and heavy-ball / Nesterov momentum (``trace`` empty if none);
+    ``compiled``: the big tensors may take one compiled pass (`compiled_pass`)."""
+    buckets = plan.buckets
+    if trace and targets is params:
+        hyper = [lr, l2, momentum, 1.0 - dampening, float(first)]
+        lists = (params, grads, trace)
+        buckets = compiled_pass(plan, compiled, "sgd", lists, hyper, nesterov, bool(l2))
+    for b in buckets:
         lo, hi = b.lo, b.hi
         tmp = b.tmp
         assert tmp is not None
