@@ -12,6 +12,7 @@ from torch.func import functional_call
 
 from trainlab.cli import main
 from trainlab.config import validate_recipe
+from trainlab.landscape.planes import plot_planes, run_plane
 from trainlab.landscape.runs import build_trained, open_run, run_sharpness
 from trainlab.runner import train_recipe
 from trainlab.study.compare import Row, format_table
@@ -104,3 +105,17 @@ def test_connect_end_to_end_and_bad_inputs(two_runs, tmp_path, capsys) -> None:
     assert "expected a run directory with recipe.yaml" in capsys.readouterr().err
     assert main(["connect", str(a), str(b), "--points", "1"]) == 1
     assert "points" in capsys.readouterr().err
+
+
+def test_planes_of_two_runs_center_on_their_losses(two_runs, tmp_path) -> None:
+    surfaces = {d.name: run_plane(d, grid=3, span=0.5, examples=64) for d in two_runs}
+    for run_dir, surface in zip(two_runs, surfaces.values(), strict=True):
+        exp = build_trained(open_run(run_dir))
+        split = exp.loader.split
+        index = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:64]
+        with torch.no_grad():
+            loss = exp.loss_fn(exp.model.eval()(split.x[index]), split.y[index]).item()
+        assert surface.loss["train"].shape == (3, 3)
+        assert surface.loss["train"][1, 1] == pytest.approx(loss, rel=1e-5)
+        assert (run_dir / "plane.npz").is_file()
+    assert plot_planes(surfaces, tmp_path / "planes.png").stat().st_size > 0

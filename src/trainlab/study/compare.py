@@ -9,6 +9,7 @@ style overrides); every variant's recipe is validated before the first run start
       sgd: {}
       sam: {optimizer.sam.policy: sam}
     sharpness: {examples: 1000}     # optional: top Hessian eigenvalue of each trained model
+    surface: {grid: 11, range: 1.0} # optional: each variant's 2-D loss plane (first seed)
 """
 
 from __future__ import annotations
@@ -38,6 +39,18 @@ class SharpnessSpec(BaseModel):
     seed: int = 0
 
 
+class SurfaceSpec(BaseModel):
+    """Compute the 2-D training-loss plane of each variant's first-seed model on a `grid` ×
+    `grid` grid over [−range, range]² and draw them side by side (`landscape.planes`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grid: int = Field(default=11, ge=2)
+    range: float = Field(default=1.0, gt=0)
+    examples: int = Field(default=256, ge=1)
+    seed: int = 0
+
+
 class CompareSpec(BaseModel):
     """The comparison file's schema."""
 
@@ -48,6 +61,7 @@ class CompareSpec(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     variants: dict[str, dict[str, Any]] = Field(min_length=1)
     sharpness: SharpnessSpec | None = None
+    surface: SurfaceSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -97,9 +111,8 @@ def compare(
     for name, variant_recipes in recipes.items():
         for recipe in variant_recipes:
             result = train_recipe(recipe, quiet=True, run_dir=study / recipe.name)
-            last = result.history[-1] if result.history else {}
             row = Row(name, recipe.seed, result.test_acc, result.test_loss,
-                      last.get("train_acc"), result.train_seconds,
+                      result.metrics.get("train_acc"), result.train_seconds,
                       _top_eigenvalue(spec.sharpness, result.run_dir))  # fmt: skip
             sharp = "" if row.top_eigenvalue is None else f"  λ_max {row.top_eigenvalue:.4g}"
             console.print(f"{name:<10} seed {recipe.seed}  test acc {_pct(row.test_acc)}{sharp}  "
@@ -107,7 +120,20 @@ def compare(
             rows.append(row)
     (study / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
     (study / "table.md").write_text(format_table(rows, spec.seeds) + "\n")
+    if spec.surface is not None:
+        _planes(spec.surface, {name: study / rs[0].name for name, rs in recipes.items()}, study)
+        console.print(f"loss planes side by side: {study / 'planes.png'}")
     return study, rows
+
+
+def _planes(spec: SurfaceSpec, run_dirs: dict[str, Path], study: Path) -> None:
+    from trainlab.landscape.planes import plot_planes, run_plane
+
+    surfaces = {
+        name: run_plane(run_dir, spec.grid, spec.range, spec.examples, spec.seed)
+        for name, run_dir in run_dirs.items()
+    }
+    plot_planes(surfaces, study / "planes.png")
 
 
 def _top_eigenvalue(spec: SharpnessSpec | None, run_dir: Path) -> float | None:
