@@ -14,7 +14,9 @@ from torch import nn
 from trainlab import init, optim
 from trainlab import nn as zoo
 from trainlab.config import InitConfig, OptimizerConfig, Recipe, RecipeError
+from trainlab.data.tasks import derived_classes
 from trainlab.names import closest_name_error
+from trainlab.nn.multitask import MultiTaskNet
 from trainlab.schedules import SCHEDULES, get_schedule
 from trainlab.train.regularizers import ActivityPenalty, WeightPenalty, penalized_params
 
@@ -27,10 +29,13 @@ def build_model(
 ) -> nn.Module:
     """The zoo model the recipe names, initialized from the recipe's seed: torch's default
     init, or the recipe's `init` section (then LSUV on `batch` if asked), then weight
-    normalization and weight noise if asked."""
+    normalization and weight noise if asked. A multi-task recipe gets one head per task on
+    the network's shared trunk."""
     torch.manual_seed(recipe.seed)
     cfg = recipe.model
     model = zoo.MODELS[cfg.name](input_shape, num_outputs, **cfg.zoo_options())
+    if recipe.multitask is not None:
+        model = MultiTaskNet.from_single_head(model, task_sizes(recipe, num_outputs))
     if recipe.init is not None:
         initialize(model, recipe.init, recipe.seed, batch)
     if cfg.weight_norm:
@@ -38,6 +43,16 @@ def build_model(
     if cfg.weight_noise > 0:
         zoo.add_weight_noise(model, cfg.weight_noise)
     return model
+
+
+def task_sizes(recipe: Recipe, num_classes: int) -> list[int]:
+    """The number of classes of each task of a multi-task recipe."""
+    tasks = recipe.multitask.tasks if recipe.multitask is not None else []
+    try:
+        return [num_classes if t.derive is None else derived_classes(t.derive, num_classes)
+                for t in tasks]  # fmt: skip
+    except ValueError as err:
+        raise RecipeError(f"recipe field multitask.tasks: {err}") from None
 
 
 def initialize(model: nn.Module, cfg: InitConfig, seed: int, batch: torch.Tensor | None) -> None:

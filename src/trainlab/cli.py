@@ -12,8 +12,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from trainlab.config import RecipeError, load_recipe
+from trainlab.config import Recipe, RecipeError, load_recipe
 from trainlab.data import DATASETS, DataNotFoundError, UnknownDatasetError, dataset_info
+from trainlab.evaluation import describe_metrics
 from trainlab.runner import RunStopped, resume_run, train_recipe
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -29,6 +30,9 @@ def _recipe_path(name: str | None) -> Path | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
+    ensemble = _ensemble_recipe(args)
+    if ensemble is not None:
+        return _train_ensemble(ensemble, args, err)
     if args.resume:
         result = resume_run(Path(args.resume), quiet=args.quiet or args.json, console=err)
     else:
@@ -42,6 +46,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"test accuracy {acc}  test loss {result.test_loss:.4f}  "
         f"({result.epochs} epochs, {result.train_seconds:.1f} s of training)  {result.run_dir}"
     )
+    if describe_metrics(result.metrics):
+        print(describe_metrics(result.metrics))
+    return 0
+
+
+def _ensemble_recipe(args: argparse.Namespace) -> Recipe | None:
+    """The recipe when it (or the run being resumed) trains an ensemble, else None."""
+    from trainlab.study.ensemble import ensemble_recipe_at
+
+    if args.resume:
+        return ensemble_recipe_at(Path(args.resume))
+    recipe = load_recipe(_recipe_path(args.recipe), args.set)
+    return recipe if recipe.ensemble is not None else None
+
+
+def _train_ensemble(recipe: Recipe, args: argparse.Namespace, err: Console) -> int:
+    from trainlab.study.ensemble import describe_ensemble, run_ensemble
+
+    run_dir = Path(args.resume) if args.resume else None
+    result = run_ensemble(recipe, run_dir, quiet=args.quiet or args.json, console=err)
+    print(json.dumps(result.summary()) if args.json else describe_ensemble(result))
     return 0
 
 

@@ -33,7 +33,9 @@ __all__ = [
     "SnapshotEnsemble",
     "bootstrap_indices",
     "bootstrap_split",
+    "combine",
     "ensemble_accuracy",
+    "member_probabilities",
     "predict_proba",
     "snapshot_schedule",
     "vote",
@@ -64,6 +66,22 @@ def _member_probs(models: Sequence[nn.Module], x: torch.Tensor, batch_size: int)
     finally:
         for model, mode in zip(models, modes, strict=True):
             model.train(mode)
+
+
+def member_probabilities(
+    models: Sequence[nn.Module], x: torch.Tensor, batch_size: int = 1000
+) -> torch.Tensor:
+    """(M, N, C) softmax probabilities of each member on `x` (eval mode, no gradients; each
+    model's train/eval mode is restored)."""
+    return _member_probs(models, x, batch_size)
+
+
+def combine(probs: torch.Tensor, method: Method = "average") -> torch.Tensor:
+    """(N,) predicted classes from (M, N, C) member probabilities: argmax of their mean
+    (`"average"`) or the majority vote (`"vote"`, ties broken by the mean)."""
+    if method not in ("average", "vote"):
+        raise ValueError(f"method: expected 'average' or 'vote', got {method!r}")
+    return probs.mean(dim=0).argmax(dim=1) if method == "average" else _vote_from(probs)
 
 
 def predict_proba(
@@ -105,8 +123,7 @@ def ensemble_accuracy(
         raise ValueError(f"method: expected 'average' or 'vote', got {method!r}")
     if len(split) == 0:
         return 0.0
-    probs = _member_probs(models, split.x, batch_size)
-    pred = probs.mean(dim=0).argmax(dim=1) if method == "average" else _vote_from(probs)
+    pred = combine(_member_probs(models, split.x, batch_size), method)
     return float((pred == split.y).float().mean())
 
 
@@ -183,6 +200,19 @@ class SnapshotEnsemble(Hooks):
             self.snapshots.append((record.step, snap))
             del self.snapshots[: -self.keep]
         return None
+
+    def state_dict(self) -> dict:
+        """The kept snapshots' steps and weights, for checkpoints (a resumed run keeps them)."""
+        return {"snapshots": [(step, m.state_dict()) for step, m in self.snapshots]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.snapshots = []
+        for step, weights in state["snapshots"]:
+            snap = copy.deepcopy(self.model)
+            snap.load_state_dict(weights)
+            for p in snap.parameters():
+                p.requires_grad_(False)
+            self.snapshots.append((step, snap))
 
     @property
     def steps(self) -> list[int]:

@@ -10,7 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.builders import build_model, build_optimizer, build_penalty, build_schedule
+from trainlab.builders import (
+    build_model,
+    build_optimizer,
+    build_penalty,
+    build_schedule,
+    task_sizes,
+)
 from trainlab.config import Recipe, RecipeError
 from trainlab.data import (
     Augment,
@@ -24,10 +30,14 @@ from trainlab.data import (
     with_label_noise,
 )
 from trainlab.data.kfold import take
+from trainlab.data.tasks import with_task_labels
+from trainlab.ensembles import SnapshotEnsemble, bootstrap_split
+from trainlab.nn.multitask import MultiTaskLoss
 from trainlab.schedules import PlateauController, plateau_scaled
 from trainlab.train import get_loss
 from trainlab.train.callbacks import Callback, PlateauOnMetric
 from trainlab.train.early_stopping import EarlyStopping
+from trainlab.train.ema import EMAWeights
 from trainlab.train.losses import LossFn
 
 
@@ -48,12 +58,20 @@ class Experiment:
     callbacks: list[Callback]  # recipe-driven callbacks (plateau, early stopping)
     stateful: dict[str, Any]  # components whose state_dict() goes into checkpoints
     penalty: Callable[[], torch.Tensor] | None
+    ema: EMAWeights | None = None  # averaged weights for evaluation (train.ema_decay)
+    snapshots: SnapshotEnsemble | None = None  # ensemble.method: snapshot
+
+
+def data_seed(recipe: Recipe) -> int:
+    """The seed of everything about the data (dataset generation, subset, validation split,
+    label noise): `data.seed`, else the recipe's seed. Ensemble members share it."""
+    return recipe.seed if recipe.data.seed is None else recipe.data.seed
 
 
 def load_bundle(recipe: Recipe) -> DataBundle:
     """The recipe's dataset (train and test splits), or one clear error line."""
     try:
-        return load_dataset(recipe.data.name, seed=recipe.seed, **recipe.data.options)
+        return load_dataset(recipe.data.name, seed=data_seed(recipe), **recipe.data.options)
     except UnknownDatasetError:
         raise
     except ValueError as err:
@@ -77,9 +95,9 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
         torch.set_num_threads(recipe.train.threads)
     bundle = bundle or load_bundle(recipe)
     if data.subset is not None:
-        bundle = training_subset(bundle, data.subset, recipe.seed)
+        bundle = training_subset(bundle, data.subset, data_seed(recipe))
     train, val, test, _ = prepare_splits(
-        bundle, val_fraction=data.val_fraction, seed=recipe.seed,
+        bundle, val_fraction=data.val_fraction, seed=data_seed(recipe),
         stratify=data.stratify, normalize=data.normalize,
     )  # fmt: skip
     if data.batch_size > len(train):
@@ -102,6 +120,11 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
     )
     stateful: dict[str, Any] = {}
     callbacks: list[Callback] = []
+    snapshots = snapshot_ensemble(recipe, model, total)
+    if snapshots is not None:  # Huang et al. 2017: the cyclic schedule replaces the recipe's
+        schedule = snapshots.schedule(recipe.optimizer.lr)
+        stateful["snapshots"] = snapshots
+        callbacks.append(snapshots)
     if recipe.schedule.plateau is not None:
         plateau = PlateauController(**recipe.schedule.plateau.model_dump())
         schedule = plateau_scaled(schedule, plateau)
@@ -113,12 +136,51 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
         )
         stateful["early_stopping"] = stopper
         callbacks.append(stopper)
-    loss_fn = get_loss(recipe.train.loss, recipe.train.label_smoothing)
+    ema = None
+    if recipe.train.ema_decay is not None:
+        ema = EMAWeights(model, recipe.train.ema_decay)
+        stateful["ema"] = ema
+        callbacks.append(ema)
     return Experiment(
-        recipe, model, optimizer, schedule, loader, val, test, loss_fn, notes,
-        Augment(data.augment) if data.augment else None, callbacks, stateful,
-        build_penalty(recipe, model),
+        recipe, model, optimizer, schedule, loader, val, test, build_loss(recipe, num_outputs),
+        notes, Augment(data.augment) if data.augment else None, callbacks, stateful,
+        build_penalty(recipe, model), ema, snapshots,
     )  # fmt: skip
+
+
+def build_loss(recipe: Recipe, num_outputs: int) -> LossFn:
+    """The recipe's loss, or Σ_k w_k · CE_k over the tasks of a multi-task recipe."""
+    train = recipe.train
+    if recipe.multitask is None:
+        return get_loss(train.loss, train.label_smoothing)
+    if train.loss != "cross_entropy":
+        raise RecipeError(
+            f"recipe field train.loss: multitask needs cross_entropy, got {train.loss}"
+        )
+    if recipe.ensemble is not None:
+        raise RecipeError("recipe field ensemble: not available with multitask (one task only)")
+    weights = [t.weight for t in recipe.multitask.tasks]
+    return MultiTaskLoss(task_sizes(recipe, num_outputs), weights, train.label_smoothing)
+
+
+def snapshot_ensemble(recipe: Recipe, model: nn.Module, total: int) -> SnapshotEnsemble | None:
+    """The snapshot callback of `ensemble.method: snapshot` (Huang et al. 2017): `cycles`
+    cosine cycles of whole epochs over the run, the last `members` snapshots kept."""
+    ens = recipe.ensemble
+    if ens is None or ens.method != "snapshot":
+        return None
+    cycles = ens.cycles or ens.members
+    if recipe.train.epochs % cycles:
+        raise RecipeError(
+            f"recipe field train.epochs: snapshot ensembles need a multiple of the {cycles} "
+            f"cycles, got {recipe.train.epochs}"
+        )
+    if recipe.train.early_stopping is not None:
+        raise RecipeError(
+            "recipe field train.early_stopping: must be null for a snapshot ensemble "
+            "(the run needs all its cycles)"
+        )
+    return SnapshotEnsemble(model, total, cycles, keep=ens.members)
 
 
 def prepare_extra(
@@ -129,9 +191,10 @@ def prepare_extra(
     classes: int | None,
     notes: dict[str, Any],
 ) -> tuple[TensorSplit, TensorSplit, TensorSplit]:
-    """The recipe's preprocessing (fitted on the training split only, applied to all) and
-    label noise on the training split (validation and test labels stay clean; the indices of
-    the changed labels are recorded in `notes`)."""
+    """The recipe's preprocessing (fitted on the training split only, applied to all), label
+    noise on the training split (validation and test labels stay clean; the indices of the
+    changed labels are recorded in `notes`), the bootstrap resample of bagging, and the label
+    columns of a multi-task recipe."""
     data = recipe.data
     if data.preprocess is not None:
         try:
@@ -141,8 +204,15 @@ def prepare_extra(
     if data.label_noise > 0:
         if classes is None:
             raise RecipeError("recipe field data.label_noise: needs a classification dataset")
-        train, flipped = with_label_noise(train, data.label_noise, classes, seed=recipe.seed)
+        train, flipped = with_label_noise(train, data.label_noise, classes, seed=data_seed(recipe))
         notes["label_noise_indices"] = flipped.tolist()
+    if data.bootstrap:  # bagging (Breiman 1996): each member's own resample, by its seed
+        train = bootstrap_split(train, torch.Generator().manual_seed(recipe.seed))
+    if recipe.multitask is not None:
+        if classes is None:
+            raise RecipeError("recipe field multitask: needs a classification dataset")
+        derive = [t.derive for t in recipe.multitask.tasks]
+        train, val, test = (with_task_labels(s, derive) for s in (train, val, test))
     return train, val, test
 
 

@@ -8,7 +8,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
+from trainlab.evaluation import final_metrics, save_final_weights
 from trainlab.experiment import Experiment, build
 from trainlab.report import plot_curves
 from trainlab.train import (
@@ -50,6 +51,8 @@ class RunResult:
     train_seconds: float
     epochs: int
     history: list[dict]
+    metrics: dict[str, Any] = field(default_factory=dict)  # evaluation.final_metrics
+    experiment: Experiment | None = field(default=None, repr=False)  # what was trained
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class RunResult:
             "test_acc": self.test_acc,
             "train_seconds": self.train_seconds,
             "epochs": self.epochs,
+            **self.metrics,
         }
 
 
@@ -185,12 +189,12 @@ def _finish(exp: Experiment, run_dir: Path, position: Position) -> RunResult:
         exp.recipe.train.channels_last,
     )  # fmt: skip
     result = RunResult(
-        run_dir, test_loss, test_acc, position.seconds, position.epoch, position.history
-    )
-    append_jsonl(
-        run_dir / "metrics.jsonl",
-        {"kind": "test", "step": position.step, "test_loss": test_loss, "test_acc": test_acc},
-    )
+        run_dir, test_loss, test_acc, position.seconds, position.epoch, position.history,
+        final_metrics(exp), exp,
+    )  # fmt: skip
+    save_final_weights(exp.model, run_dir)
+    test_line = {"kind": "test", "step": position.step, "test_loss": test_loss}
+    append_jsonl(run_dir / "metrics.jsonl", {**test_line, "test_acc": test_acc, **result.metrics})
     plot_curves(read_jsonl(run_dir / "metrics.jsonl"), run_dir / "curves.png", exp.recipe.name)
     (run_dir / "result.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
     return result

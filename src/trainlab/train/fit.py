@@ -112,7 +112,7 @@ def _end_epoch(
     loader: InMemoryLoader,
 ) -> EpochRecord:
     seen = max(pos.seen, 1)
-    classify = loader.split.y.dtype == torch.int64
+    classify = loader.split.y.dtype == torch.int64 and loader.split.y.dim() == 1
     val_loss, val_acc = None, None
     if val is not None and len(val) > 0:
         val_loss, val_acc = evaluate(model, val, loss_fn, eval_batch_size, channels_last)

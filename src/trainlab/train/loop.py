@@ -33,8 +33,9 @@ def _as_input(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def count_correct(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Number of argmax hits for class labels; 0 for regression targets."""
-    if targets.dtype != torch.int64:
+    """Number of argmax hits for (N,) class labels; 0 for regression targets and for the
+    (N, K) label columns of multi-task learning (see `trainlab.nn.multitask`)."""
+    if targets.dtype != torch.int64 or targets.dim() != 1:
         return torch.zeros((), dtype=torch.int64)
     return (outputs.argmax(dim=1) == targets).sum()
 
@@ -129,5 +130,5 @@ def evaluate(
         correct += int(count_correct(outputs, y))
     model.train(was_training)
     n = max(len(split), 1)
-    accuracy = correct / n if split.y.dtype == torch.int64 else None
+    accuracy = correct / n if split.y.dtype == torch.int64 and split.y.dim() == 1 else None
     return loss_sum / n, accuracy

@@ -1,0 +1,83 @@
+"""What a finished run measures besides the test loss and accuracy, all in eval mode at the
+final weights (after early stopping has restored the best ones):
+
+* ``train_loss`` / ``train_acc`` on the training split as trained on (no augmentation, dropout
+  off, BatchNorm running statistics): the train side of the train–test gap. The running
+  train-mode mean of the last epoch mixes weights from across the epoch and dropout masks,
+  so it understates how well the final model fits the training set.
+* ``ema_val_*`` / ``ema_test_*`` with the exponential moving average of the weights
+  (``train.ema_decay``; seed 000, "Model Ensembles": ``x_test = 0.995*x_test + 0.005*x``).
+* ``task_test_acc`` (and ``ema_task_test_acc``): each task's accuracy for a multi-task recipe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save_file
+from torch import nn
+
+from trainlab.data import TensorSplit
+from trainlab.experiment import Experiment
+from trainlab.nn.multitask import MultiTaskLoss, task_accuracies
+from trainlab.train import evaluate
+
+FINAL_WEIGHTS = "model.safetensors"
+
+
+def final_metrics(exp: Experiment) -> dict[str, Any]:
+    """The metrics above, as a flat dict of JSON-ready values (keys absent when not asked)."""
+    out: dict[str, Any] = {}
+    train_loss, train_acc = _evaluate(exp, exp.model, exp.loader.split)
+    out["train_loss"] = train_loss
+    if train_acc is not None:
+        out["train_acc"] = train_acc
+    out |= _task_metrics(exp, exp.model, "")
+    if exp.ema is not None:
+        ema_model = exp.ema.averaged_model()
+        for name, split in (("val", exp.val), ("test", exp.test)):
+            if len(split) > 0:
+                loss, acc = _evaluate(exp, ema_model, split)
+                out[f"ema_{name}_loss"], out[f"ema_{name}_acc"] = loss, acc
+        out |= _task_metrics(exp, ema_model, "ema_")
+    return out
+
+
+def save_final_weights(model: nn.Module, run_dir: Path) -> Path:
+    """The model's final weights (what the test metrics measured) as run_dir/model.safetensors."""
+    path = run_dir / FINAL_WEIGHTS
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
+    return path
+
+
+def _evaluate(exp: Experiment, model: nn.Module, split: TensorSplit) -> tuple[float, float | None]:
+    data, train = exp.recipe.data, exp.recipe.train
+    return evaluate(model, split, exp.loss_fn, data.eval_batch_size, train.channels_last)
+
+
+def _task_metrics(exp: Experiment, model: nn.Module, prefix: str) -> dict[str, Any]:
+    if not isinstance(exp.loss_fn, MultiTaskLoss) or exp.recipe.multitask is None:
+        return {}
+    names = [t.name for t in exp.recipe.multitask.tasks]
+    accs = task_accuracies(model, exp.test.x, exp.test.y, exp.loss_fn.sizes,
+                           exp.recipe.data.eval_batch_size)  # fmt: skip
+    return {f"{prefix}task_test_acc": dict(zip(names, accs, strict=True))}
+
+
+def describe_metrics(metrics: dict[str, Any]) -> str:
+    """One line for the final-metrics dict ('' when there is nothing to add)."""
+    parts = []
+    if "train_acc" in metrics:
+        parts.append(f"train accuracy (eval mode) {_pct(metrics['train_acc'])}")
+    if metrics.get("ema_test_acc") is not None:
+        parts.append(f"EMA test accuracy {_pct(metrics['ema_test_acc'])}")
+    for key, label in (("task_test_acc", "tasks"), ("ema_task_test_acc", "EMA tasks")):
+        if key in metrics:
+            tasks = ", ".join(f"{k} {_pct(v)}" for k, v in metrics[key].items())
+            parts.append(f"{label}: {tasks}")
+    return "  ".join(parts)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"

@@ -1,0 +1,160 @@
+"""Train an ensemble from a recipe's `ensemble` section and measure it against its members
+(seed 000, "Model Ensembles": train several models, average or vote at test time).
+
+* independent: M runs with seeds seed..seed+M−1 on the same data (`data.seed` is pinned, so
+  every member sees the same training/validation split and normalization).
+* bagging (Breiman 1996): the same, each member trained on its own bootstrap resample.
+* snapshot (Huang et al. 2017): one run with M cosine cycles, a snapshot at each cycle's end.
+
+Layout: independent/bagging write the ensemble recipe at the top of the run directory and
+one ordinary run per member in `members/<k>/` (each resumable); a snapshot ensemble is one
+ordinary run. Both add `ensemble.json` (members' and ensemble's test accuracy)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from safetensors.torch import load_file
+from torch import nn
+
+from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe, validate_recipe
+from trainlab.data import TensorSplit
+from trainlab.ensembles import combine, member_probabilities
+from trainlab.evaluation import FINAL_WEIGHTS
+from trainlab.experiment import build, data_seed
+from trainlab.runner import new_run_dir, resume_run, train_recipe
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+@dataclass
+class EnsembleResult:
+    """Each member's and the ensemble's test accuracy (and the NLL of the mean probabilities)."""
+
+    run_dir: str
+    method: str
+    combine: str
+    members: list[dict[str, Any]]  # {"name", "test_acc"}, plus "run_dir" or "step"
+    test_acc: float
+    test_nll: float
+    mean_member_acc: float
+
+    def summary(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def member_recipe(recipe: Recipe, k: int) -> Recipe:
+    """Member k of an independent or bagging ensemble: seed + k, the ensemble's data seed,
+    a bootstrap resample for bagging, no ensemble section."""
+    assert recipe.ensemble is not None
+    raw = recipe.model_dump(mode="json")
+    raw.update(name=f"{recipe.name}-member{k}", seed=recipe.seed + k, ensemble=None)
+    raw["data"].update(seed=data_seed(recipe), bootstrap=recipe.ensemble.method == "bagging")
+    return validate_recipe(raw)
+
+
+def run_ensemble(
+    recipe: Recipe,
+    run_dir: Path | None = None,
+    *,
+    quiet: bool = False,
+    console: Console | None = None,
+) -> EnsembleResult:
+    """Train (or, given the `run_dir` of an unfinished ensemble, resume) the recipe's ensemble;
+    write ensemble.json and return it."""
+    ens = recipe.ensemble
+    if ens is None:
+        raise RecipeError("recipe field ensemble: missing (this recipe trains one model)")
+    if recipe.multitask is not None:
+        raise RecipeError("recipe field ensemble: not available with multitask (one task only)")
+    if run_dir is not None and (run_dir / ENSEMBLE_FILE).is_file():
+        raise RecipeError(f"--resume {run_dir}: this ensemble already finished ({ENSEMBLE_FILE})")
+    console = console or Console(stderr=True, quiet=quiet)
+    if ens.method == "snapshot":
+        result = resume_run(run_dir, quiet=quiet, console=console) if run_dir else (
+            train_recipe(recipe, quiet=quiet, console=console))  # fmt: skip
+        assert result.experiment is not None and result.experiment.snapshots is not None
+        snaps = result.experiment.snapshots
+        names = [{"name": f"snapshot@{step}", "step": step} for step in snaps.steps]
+        return _measure(recipe, result.run_dir, names, snaps.models, result.experiment.test)
+    run_dir = run_dir or new_run_dir(recipe)
+    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    models, test, names = [], None, []
+    for k in range(ens.members):
+        console.print(f"member {k + 1}/{ens.members}")
+        model, split, member_dir = _train_member(member_recipe(recipe, k), run_dir / "members" /
+                                                 str(k), quiet, console)  # fmt: skip
+        if test is not None and not torch.equal(test.y, split.y):
+            raise RecipeError(f"ensemble: member {k} has a different test split")
+        models.append(model)
+        test = split
+        names.append({"name": f"member{k}", "run_dir": str(member_dir)})
+    assert test is not None
+    return _measure(recipe, run_dir, names, models, test)
+
+
+def _train_member(
+    recipe: Recipe, member_dir: Path, quiet: bool, console: Console
+) -> tuple[nn.Module, TensorSplit, Path]:
+    """The member's final model and test split: trained now, resumed, or (finished before)
+    rebuilt and loaded from its model.safetensors."""
+    if (member_dir / "result.json").is_file():
+        exp = build(load_recipe(member_dir / "recipe.yaml"))
+        exp.model.load_state_dict(load_file(str(member_dir / FINAL_WEIGHTS)))
+        return exp.model, exp.test, member_dir
+    if (member_dir / "recipe.yaml").is_file():
+        result = resume_run(member_dir, quiet=quiet, console=console)
+    else:
+        result = train_recipe(recipe, quiet=quiet, console=console, run_dir=member_dir)
+    assert result.experiment is not None
+    return result.experiment.model, result.experiment.test, member_dir
+
+
+def _measure(
+    recipe: Recipe,
+    run_dir: Path,
+    members: list[dict[str, Any]],
+    models: list[nn.Module],
+    test: TensorSplit,
+) -> EnsembleResult:
+    """Members' and ensemble's test accuracy from the members' softmax outputs; ensemble.json."""
+    assert recipe.ensemble is not None
+    probs = member_probabilities(models, test.x, recipe.data.eval_batch_size)  # (M, N, C)
+    for info, p in zip(members, probs, strict=True):
+        info["test_acc"] = float((p.argmax(dim=1) == test.y).float().mean())
+    pred = combine(probs, recipe.ensemble.combine)  # type: ignore[arg-type]
+    mean = probs.mean(dim=0)
+    nll = -mean.gather(1, test.y[:, None]).clamp_min(1e-12).log().mean()
+    result = EnsembleResult(
+        str(run_dir), recipe.ensemble.method, recipe.ensemble.combine, members,
+        float((pred == test.y).float().mean()), float(nll),
+        sum(m["test_acc"] for m in members) / len(members),
+    )  # fmt: skip
+    (run_dir / ENSEMBLE_FILE).write_text(json.dumps(result.summary(), indent=2) + "\n")
+    return result
+
+
+def ensemble_recipe_at(run_dir: Path) -> Recipe | None:
+    """The recipe of the run directory if it trains an ensemble, else None."""
+    path = run_dir / "recipe.yaml"
+    if not path.is_file():
+        return None
+    recipe = load_recipe(path)
+    return recipe if recipe.ensemble is not None else None
+
+
+def describe_ensemble(result: EnsembleResult) -> str:
+    """Lines for the terminal: each member's test accuracy, then the ensemble's."""
+    lines = [f"{m['name']:<16} test accuracy {100 * m['test_acc']:.2f}%" for m in result.members]
+    best = max(m["test_acc"] for m in result.members)
+    lines.append(
+        f"ensemble of {len(result.members)} ({result.method}, {result.combine}): test accuracy "
+        f"{100 * result.test_acc:.2f}%  (members: mean {100 * result.mean_member_acc:.2f}%, "
+        f"best {100 * best:.2f}%)  {result.run_dir}"
+    )
+    return "\n".join(lines)
