@@ -195,6 +195,16 @@ def cmd_sharpness(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fge(args: argparse.Namespace) -> int:
+    from trainlab.landscape.fge import describe_fge, run_fge
+
+    summary = run_fge(args.run_dir, cycles=args.cycles, cycle_epochs=args.cycle_epochs,
+                      alpha1=args.lr1, alpha2=args.lr2)  # fmt: skip
+    print(describe_fge(summary))
+    print(f"written: {Path(args.run_dir) / 'fge.json'}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainlab", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -259,6 +269,13 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--trace-samples", type=int, default=20, help="Hutchinson vectors")
     h.add_argument("--seed", type=int, default=0)
     h.set_defaults(func=cmd_sharpness)
+    g = sub.add_parser("fge", help="fast geometric ensemble from a trained run (Garipov 2018)")
+    g.add_argument("run_dir")
+    g.add_argument("--cycles", type=int, default=4, help="number of cycles (= snapshots)")
+    g.add_argument("--cycle-epochs", type=int, default=2, help="epochs per cycle")
+    g.add_argument("--lr1", type=float, default=0.05, help="lr at the cycle ends (alpha1)")
+    g.add_argument("--lr2", type=float, default=0.0005, help="lr at snapshots (alpha2)")
+    g.set_defaults(func=cmd_fge)
     return p
 
 
