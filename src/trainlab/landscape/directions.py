@@ -114,6 +114,8 @@ def orthogonalize_against(direction: Sequence[Tensor], other: Sequence[Tensor]) 
     length = d.norm()
     d = d - (d @ o) / (o @ o) * o
     d = d - (d @ o) / (o @ o) * o  # a second pass ("twice is enough", Parlett 1980)
+    if not d.norm() > 1e-12 * length:
+        raise ValueError("cannot orthogonalize a direction against a parallel one")
     d = d * (length / d.norm())
     return [t.to(ref.dtype) for t, ref in zip(unflatten(d, direction), direction, strict=True)]
 

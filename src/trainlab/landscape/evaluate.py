@@ -98,21 +98,24 @@ def default_chunk(model: nn.Module, batches: Sequence[Batch], budget: int = 2**2
 
 class _OverBatches(nn.Module):
     """`model` run over fixed batches in one call, so that `functional_call` swaps a point's
-    tensors in once per point (not once per batch). Returns (Σ_b n_b ℓ_b, number correct)."""
+    tensors in once per point (not once per batch). Returns (Σ_b (n_b / N) ℓ_b, number
+    correct): the mean loss over the N examples, exactly ℓ when there is one batch."""
 
     def __init__(self, model: nn.Module, loss_fn: Callable, batches: list[Batch]) -> None:
         super().__init__()
         self.model, self.loss_fn, self.batches = model, loss_fn, batches
         self.classify = bool(batches) and batches[0][1].dtype == torch.int64
+        total = sum(len(y) for _, y in batches)
+        self.weights = [len(y) / total for _, y in batches]
 
     def forward(self) -> tuple[Tensor, Tensor]:
-        loss_sum = correct = torch.zeros((), dtype=torch.float64)
-        for x, y in self.batches:
+        loss = correct = torch.zeros((), dtype=torch.float64)
+        for (x, y), weight in zip(self.batches, self.weights, strict=True):
             out = self.model(x)
-            loss_sum = loss_sum + self.loss_fn(out, y).double() * len(y)
+            loss = loss + self.loss_fn(out, y).double() * weight
             if self.classify:
                 correct = correct + (out.argmax(-1) == y).sum()
-        return loss_sum, correct
+        return loss, correct
 
 
 def _flatten_state(tensors: Sequence[Tensor], dtype: torch.dtype) -> Tensor:
@@ -215,9 +218,9 @@ class PointEvaluator:
             return functional_call(self._metrics, {**fixed, **b, **s}, ())
 
         fn = run if batched is None else vmap(run, in_dims=(0, 0 if bufs else None))
-        loss_sum, correct = fn(state, bufs)
-        acc = correct / self.total if self.classify else torch.full_like(loss_sum, float("nan"))
-        return loss_sum / self.total, acc
+        loss, correct = fn(state, bufs)
+        acc = correct / self.total if self.classify else torch.full_like(loss, float("nan"))
+        return loss, acc
 
     # ---------------------------------------------------------------- the two evaluators
     def _write_point(self, c: Sequence[float]) -> None:
@@ -242,8 +245,8 @@ class PointEvaluator:
         losses, accs = [], []
         for c in np.asarray(coeffs).tolist():
             self._write_point(c)
-            loss_sum, correct = self._net()
-            losses.append(float(loss_sum) / self.total)
+            loss, correct = self._net()
+            losses.append(float(loss))
             accs.append(float(correct) / self.total if self.classify else float("nan"))
         return Metrics(np.array(losses), np.array(accs))
 
