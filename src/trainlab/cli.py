@@ -1,7 +1,7 @@
 """The `trainlab` command: a thin layer over the library, callable in-process via `main(argv)`.
 
 Exit codes: 0 success, 1 bad input (one line on stderr), 2 usage error, 3 non-finite loss,
-130 interrupted (after saving a checkpoint)."""
+4 a sanity check failed (`trainlab check`), 130 interrupted (after saving a checkpoint)."""
 
 from __future__ import annotations
 
@@ -128,6 +128,18 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from trainlab.diagnose.recipe_checks import run_checks
+
+    recipe = load_recipe(_recipe_path(args.recipe), args.set)
+    results = run_checks(recipe, examples=args.examples, max_steps=args.steps)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results]))
+    else:
+        print("\n".join(r.line() for r in results))
+    return 4 if any(r.failed for r in results) else 0
+
+
 def cmd_cv(args: argparse.Namespace) -> int:
     from trainlab.study.cv import cross_validate, summarize
 
@@ -237,6 +249,13 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     f.add_argument("--out", help="PNG path (default lr-find-NAME.png)")
     f.set_defaults(func=cmd_lr_find)
+    ck = sub.add_parser("check", help="sanity checks of a recipe (exit 4 if one fails)")
+    ck.add_argument("recipe", nargs="?", help="recipe YAML file or bundled name")
+    ck.add_argument("--examples", type=int, default=20, help="tiny subset to overfit")
+    ck.add_argument("--steps", type=int, default=300, help="step budget to overfit it")
+    ck.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ck.add_argument("--json", action="store_true", help="print the results as one JSON list")
+    ck.set_defaults(func=cmd_check)
     v = sub.add_parser("cv", help="k-fold cross-validation of a recipe (mean ± std)")
     v.add_argument("recipe", nargs="?", help="recipe YAML file or bundled name")
     v.add_argument("--folds", type=int, default=5)
