@@ -95,3 +95,22 @@ def test_evaluate_restores_train_mode_and_uses_no_grad():
         expected = F.cross_entropy(model(split.x), split.y).item()
     assert loss == pytest.approx(expected, rel=1e-6)
     assert 0.0 <= acc <= 1.0
+
+
+def test_tta_averages_class_probabilities_over_flips():
+    """`predict_logits` with tta = log of the mean softmax over the image and its flips,
+    computed here by hand; `evaluate` accepts it and rejects an unknown name in one line."""
+    from trainlab.train.loop import predict_logits
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).double()
+    x = torch.randn(5, 1, 3, 4, dtype=torch.float64)
+    want = (model(x).softmax(-1) + model(x.flip(-1)).softmax(-1)) / 2
+    got = predict_logits(model, x, ("hflip",)).exp()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+    both = model(x).softmax(-1) + model(x.flip(-1)).softmax(-1) + model(x.flip(-2)).softmax(-1)
+    got = predict_logits(model, x, ("hflip", "vflip")).exp()
+    torch.testing.assert_close(got, both / 3, rtol=1e-12, atol=1e-14)
+    split = TensorSplit(x.float(), torch.tensor([0, 1, 2, 0, 1]))
+    with pytest.raises(ValueError, match="tta: unknown 'rot90'; expected some of"):
+        evaluate(model.float(), split, F.cross_entropy, tta=("rot90",))

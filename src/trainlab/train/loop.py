@@ -110,6 +110,20 @@ def train_step(
     return first[0]
 
 
+TTA_FLIPS = {"hflip": -1, "vflip": -2}  # test-time augmentation name -> flipped image dim
+
+
+def predict_logits(model: nn.Module, x: torch.Tensor, tta: tuple[str, ...] = ()) -> torch.Tensor:
+    """The model's logits for ``x``; with test-time augmentation (``tta``, e.g. ``("hflip",)``)
+    the log of the class probabilities averaged over the original and each flipped copy
+    (Krizhevsky et al. 2012 averaged predictions over flips), usable wherever logits are."""
+    outputs = model(x)
+    if not tta:
+        return outputs
+    logps = [outputs.log_softmax(-1)] + [model(x.flip(TTA_FLIPS[n])).log_softmax(-1) for n in tta]
+    return torch.logsumexp(torch.stack(logps), 0) - math.log(len(logps))
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
@@ -117,15 +131,20 @@ def evaluate(
     loss_fn: LossFn,
     batch_size: int = 1000,
     channels_last: bool = False,
+    tta: tuple[str, ...] = (),
 ) -> tuple[float, float | None]:
-    """(mean loss, accuracy or None for regression) over `split`, in eval mode, no gradients.
+    """(mean loss, accuracy or None for regression) over `split`, in eval mode, no gradients,
+    optionally with test-time flips (`predict_logits`; classification only).
     The model's train/eval mode is restored afterwards."""
+    unknown = [n for n in tta if n not in TTA_FLIPS]
+    if unknown:
+        raise ValueError(f"tta: unknown {unknown[0]!r}; expected some of {sorted(TTA_FLIPS)}")
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
     for lo in range(0, len(split), batch_size):
         x, y = split.x[lo : lo + batch_size], split.y[lo : lo + batch_size]
-        outputs = model(_as_input(x, channels_last))
+        outputs = predict_logits(model, _as_input(x, channels_last), tta)
         loss_sum += loss_fn(outputs, y).item() * len(y)
         correct += int(count_correct(outputs, y))
     model.train(was_training)
