@@ -1,6 +1,18 @@
-"""Loss landscapes and sharpness, pure over parameter lists (`torch.func.functional_call`):
-nothing here leaves the user's model modified."""
+"""Loss landscapes, mode-connecting curves and sharpness, pure over parameter lists
+(`torch.func.functional_call`): nothing here leaves the user's model modified."""
 
+from trainlab.landscape.curves import (
+    CURVES,
+    Curve,
+    CurveProfile,
+    curve_coefficients,
+    evaluate_curve,
+    make_curve,
+    recompute_batchnorm,
+    segment,
+    train_curve,
+)
+from trainlab.landscape.fge import fast_geometric_ensemble, fge_schedule
 from trainlab.landscape.hessian import (
     HVP,
     HVP_METHODS,
@@ -36,8 +48,11 @@ from trainlab.landscape.sharpness import (
 
 __all__ = [
     "BATCHNORM_MODES",
+    "CURVES",
     "HVP",
     "HVP_METHODS",
+    "Curve",
+    "CurveProfile",
     "Eigenpairs",
     "LanczosResult",
     "ParamLoss",
@@ -46,19 +61,27 @@ __all__ = [
     "SpectralDensity",
     "SubsetSharpness",
     "TraceEstimate",
+    "curve_coefficients",
     "eigenvalue_density",
+    "evaluate_curve",
+    "fast_geometric_ensemble",
+    "fge_schedule",
     "hutchinson_trace",
     "hvp_double_backward",
     "hvp_forward_over_reverse",
     "lanczos",
     "loss_of_params",
+    "make_curve",
     "make_hvp",
     "model_params",
+    "recompute_batchnorm",
     "relative_spread",
     "sam_sharpness",
+    "segment",
     "sharpness_report",
     "smoothed_density",
     "split_batches",
     "top_eigenvalues_lanczos",
     "top_eigenvalues_power",
+    "train_curve",
 ]
