@@ -34,6 +34,7 @@ from trainlab.config import Recipe, RecipeError, describe_error, validate_recipe
 from trainlab.data import TensorSplit
 from trainlab.experiment import Experiment
 from trainlab.landscape.curves import (
+    Curve,
     CurveProfile,
     evaluate_curve,
     make_curve,
@@ -202,8 +203,9 @@ def _connect(
 
 
 def _save(
-    out: Path, curve: Any, curve_p: CurveProfile, seg_p: CurveProfile, exp: Experiment
+    out: Path, curve: Curve, curve_p: CurveProfile, seg_p: CurveProfile, exp: Experiment
 ) -> None:
+    """curve.npz (both profiles) and curve.safetensors (the trained bends, by parameter name)."""
     np.savez(out / "curve.npz", **curve_p.arrays("curve_"), **seg_p.arrays("segment_"))
     names = [name for name, _ in exp.model.named_parameters()]
     bends = {
