@@ -46,6 +46,14 @@ def _known(kind: str, value: str, valid: Any) -> str:
     return value
 
 
+class BatchGrowthConfig(_Strict):
+    """Increase the batch size instead of decaying the learning rate (Smith et al. 2018): the
+    batch size is multiplied by `factor` from each epoch in `epochs` (0-indexed)."""
+
+    epochs: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+    factor: Annotated[int, Field(ge=2)] = 5
+
+
 class DataConfig(_Strict):
     """Which dataset, how it is split and normalized, and the batch size."""
 
@@ -62,6 +70,7 @@ class DataConfig(_Strict):
     subset: Annotated[int, Field(ge=2)] | None = None  # a seeded subset of the training split
     seed: int | None = None  # dataset generation, subset, val split, label noise; None: recipe's
     bootstrap: bool = False  # bagging: a bootstrap resample of the training split (recipe seed)
+    batch_growth: BatchGrowthConfig | None = None  # e.g. {epochs: [10, 20], factor: 5}
 
     @field_validator("preprocess")
     @classmethod
@@ -286,6 +295,19 @@ class RegularizationConfig(_Strict):
     activity: ActivityConfig | None = None
 
 
+class DiagnoseConfig(_Strict):
+    """Probes during training (CS231n lecture 6: watch activations, gradients and update
+    ratios): on by default every `interval` steps (plus step 1), on `layers` (module names as
+    in model.named_modules(); default every layer with parameters and every activation).
+    Their bounded summaries go to probes.json; verdicts and report.html follow each run."""
+
+    probes: bool = True
+    interval: Annotated[int, Field(ge=1)] = 50
+    layers: list[str] | None = None
+    bins: Annotated[int, Field(ge=2)] = 40
+    report: bool = True  # write report.html at the end of the run
+
+
 class InitConfig(_Strict):
     """How weights start (trainlab.init): initializers by name (or {name, args...}) for weights
     and biases, optionally per layer type, then optionally LSUV on a training batch."""
@@ -380,6 +402,7 @@ class Recipe(_Strict):
     )
     train: TrainConfig = Field(default_factory=TrainConfig)
     regularization: RegularizationConfig = Field(default_factory=RegularizationConfig)
+    diagnose: DiagnoseConfig = Field(default_factory=DiagnoseConfig)
     ensemble: EnsembleConfig | None = None
     multitask: MultiTaskConfig | None = None
     runs_dir: str = "runs"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +16,8 @@ from typing import Any
 from rich.console import Console
 
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
+from trainlab.diagnose.verdicts import Verdict
+from trainlab.diagnosis import RunDiagnosis
 from trainlab.evaluation import final_metrics, save_final_weights
 from trainlab.experiment import Experiment, build
 from trainlab.report import plot_curves
@@ -53,6 +55,7 @@ class RunResult:
     history: list[dict]
     metrics: dict[str, Any] = field(default_factory=dict)  # evaluation.final_metrics
     experiment: Experiment | None = field(default=None, repr=False)  # what was trained
+    verdicts: list[Verdict] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -106,11 +109,12 @@ def train_recipe(
 ) -> RunResult:
     """Build everything, create the run directory and train from the start."""
     exp = build(recipe)
+    diagnosis = RunDiagnosis(exp)  # a bad probe layer name fails before the run directory
     run_dir = run_dir or new_run_dir(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     (run_dir / "data.json").write_text(json.dumps(exp.notes) + "\n")
-    return _train(exp, run_dir, Position(), quiet, console)
+    return _train(exp, run_dir, Position(), quiet, console, diagnosis)
 
 
 def resume_run(run_dir: Path, *, quiet: bool = False, console: Console | None = None) -> RunResult:
@@ -120,23 +124,32 @@ def resume_run(run_dir: Path, *, quiet: bool = False, console: Console | None = 
     if (run_dir / "result.json").is_file():
         raise RecipeError(f"--resume {run_dir}: this run already finished (see result.json)")
     exp = build(load_recipe(run_dir / "recipe.yaml"))
+    diagnosis = RunDiagnosis(exp)
     position = Position()
     checkpoint = latest_checkpoint(run_dir / "checkpoints")
     if checkpoint is not None:
         position, extra = load_checkpoint(checkpoint, exp.model, exp.optimizer)
         for name, component in exp.stateful.items():
-            component.load_state_dict(extra[name])
+            if name in extra:  # checkpoints from before a component existed lack its state
+                component.load_state_dict(extra[name])
     truncate_after(run_dir / "metrics.jsonl", position.step)
-    return _train(exp, run_dir, position, quiet, console)
+    diagnosis.resume(run_dir, position.step)
+    return _train(exp, run_dir, position, quiet, console, diagnosis)
 
 
 def _train(
-    exp: Experiment, run_dir: Path, position: Position, quiet: bool, console: Console | None
+    exp: Experiment,
+    run_dir: Path,
+    position: Position,
+    quiet: bool,
+    console: Console | None,
+    diagnosis: RunDiagnosis,
 ) -> RunResult:
     cfg = exp.recipe.train
     metrics = run_dir / "metrics.jsonl"
     callbacks: list = [MetricsLog(metrics, cfg.log_every)]
     callbacks.extend(exp.callbacks)
+    callbacks.extend(diagnosis.callbacks)
     bar = None if quiet else ProgressBar(cfg.epochs, console)
     if bar is not None:
         callbacks.append(bar)
@@ -144,8 +157,21 @@ def _train(
     def checkpoint(pos: Position) -> None:
         extra = {name: component.state_dict() for name, component in exp.stateful.items()}
         save_checkpoint(run_dir / "checkpoints", exp.model, exp.optimizer, pos, extra)
+        diagnosis.save_probes(run_dir)
 
-    with interrupt_on_signals() as interrupt, _stopped_runs(run_dir), _closing(bar):
+    def on_stop(err: BaseException) -> None:
+        if isinstance(err, NonFiniteLossError):
+            append_jsonl(metrics, {"kind": "nonfinite", "step": err.step, "value": str(err.value)})
+            diagnosis.log_watch(run_dir)
+        diagnosis.close()
+        diagnosis.finish(run_dir, console=None if quiet else console)
+
+    with (
+        interrupt_on_signals() as interrupt,
+        _stopped_runs(run_dir, on_stop),
+        _closing(bar),
+        _closing(diagnosis),
+    ):
         position = fit(
             exp.model, exp.loader, exp.optimizer, exp.loss_fn, epochs=cfg.epochs,
             schedule=exp.schedule, val=exp.val, callbacks=callbacks, position=position,
@@ -154,28 +180,35 @@ def _train(
             eval_batch_size=exp.recipe.data.eval_batch_size, channels_last=cfg.channels_last,
             penalty=exp.penalty, augment=exp.augment, seed=exp.recipe.seed,
         )  # fmt: skip
-    return _finish(exp, run_dir, position)
+    diagnosis.log_watch(run_dir)
+    result = _finish(exp, run_dir, position)
+    result.verdicts = diagnosis.finish(run_dir)
+    return result
 
 
 @contextmanager
-def _closing(bar: ProgressBar | None) -> Iterator[None]:
-    """Stop the progress display however training ends (restores the terminal cursor)."""
+def _closing(thing: ProgressBar | RunDiagnosis | None) -> Iterator[None]:
+    """Stop the progress display (restoring the terminal cursor) or remove the probes' hooks
+    however training ends."""
     try:
         yield
     finally:
-        if bar is not None:
-            bar.close()
+        if thing is not None:
+            thing.close()
 
 
 @contextmanager
-def _stopped_runs(run_dir: Path) -> Iterator[None]:
-    """Turn a non-finite loss or an interrupt into RunStopped naming what was kept."""
+def _stopped_runs(run_dir: Path, on_stop: Callable[[BaseException], None]) -> Iterator[None]:
+    """Turn a non-finite loss or an interrupt into RunStopped naming what was kept, after
+    `on_stop(err)` has saved what the run saw (probes, verdicts, report)."""
     try:
         yield
     except NonFiniteLossError as err:
+        on_stop(err)
         kept = latest_checkpoint(run_dir / "checkpoints") or "none yet"
         raise RunStopped(f"{err}; last good checkpoint: {kept}", exit_code=3) from None
     except Interrupted as err:
+        on_stop(err)
         raise RunStopped(
             f"{err}; checkpoint saved. Resume with: trainlab train --resume {run_dir}",
             exit_code=130,

@@ -1,0 +1,97 @@
+"""What a run watches about itself and leaves in its directory: the recipe's probes
+(probes.json), the loss watch (a ``loss_watch`` line in metrics.jsonl), the verdicts
+(verdicts.json) and report.html.
+
+CS231n lecture 6 (the seed-000 deck, "babysitting the learning process") asks to watch
+activations, gradients and update ratios while training; this puts that on every run at a
+cost measured by ``bench/probes.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from trainlab.config import RecipeError
+from trainlab.diagnose.loss_watch import LossWatch
+from trainlab.diagnose.probe_file import PROBES_FILE, load_probes, merge_summaries, save_probes
+from trainlab.diagnose.probes import Probes
+from trainlab.diagnose.verdicts import Verdict, find_verdicts, format_verdicts
+from trainlab.experiment import Experiment
+from trainlab.report import write_report
+from trainlab.train.metrics_log import append_jsonl, read_jsonl
+
+__all__ = ["RunDiagnosis", "make_probes"]
+
+
+def make_probes(exp: Experiment) -> Probes | None:
+    """The recipe's probes on the experiment's model (None when ``diagnose.probes`` is off); a
+    layer name that is not a module of the model is one RecipeError line."""
+    cfg = exp.recipe.diagnose
+    if not cfg.probes:
+        return None
+    try:
+        return Probes(exp.model, every=cfg.interval, layers=cfg.layers, bins=cfg.bins)
+    except ValueError as err:
+        raise RecipeError(f"recipe field diagnose.layers: {err}") from None
+
+
+class RunDiagnosis:
+    """The probes and loss watch of one run. Build it right after the experiment (so a bad
+    layer name fails before the run directory exists); the loss watch joins
+    ``exp.stateful`` so it is checkpointed and a resumed run continues it."""
+
+    def __init__(self, exp: Experiment) -> None:
+        self.probes = make_probes(exp)
+        self.watch = LossWatch()
+        exp.stateful["loss_watch"] = self.watch
+        self.write_html = exp.recipe.diagnose.report
+        self.start_step = 0
+        self._before: dict[str, Any] | None = None
+
+    @property
+    def callbacks(self) -> list[Any]:
+        return [self.watch] if self.probes is None else [self.probes, self.watch]
+
+    def resume(self, run_dir: Path, step: int) -> None:
+        """Continue from checkpoint ``step``: keep the probe rows saved up to it."""
+        self.start_step = step
+        path = run_dir / PROBES_FILE
+        self._before = load_probes(path) if step > 0 and path.is_file() else None
+
+    def save_probes(self, run_dir: Path) -> dict[str, Any] | None:
+        """Write probes.json (called at every checkpoint and at the end); return the summary."""
+        if self.probes is None:
+            return None
+        summary = self.probes.summary()
+        if self._before is not None:
+            summary = merge_summaries(self._before, summary, self.start_step)
+        save_probes(summary, run_dir / PROBES_FILE)
+        return summary
+
+    def close(self) -> None:
+        if self.probes is not None:
+            self.probes.close()
+
+    def log_watch(self, run_dir: Path) -> None:
+        """Append the loss watch's line to metrics.jsonl (at the end of training, before the
+        test line; not on an interrupt, as the resumed run continues the watch)."""
+        line = self.watch.record()
+        if line is not None:
+            append_jsonl(run_dir / "metrics.jsonl", line)
+
+    def finish(self, run_dir: Path, console: Console | None = None) -> list[Verdict]:
+        """Save probes.json, verdicts.json and (if the recipe asks) report.html; print the
+        verdicts on ``console``."""
+        summary = self.save_probes(run_dir)
+        verdicts = find_verdicts(read_jsonl(run_dir / "metrics.jsonl"), summary)
+        rows = [v.as_dict() for v in verdicts]
+        (run_dir / "verdicts.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
+        if console is not None:
+            console.print(format_verdicts(verdicts), markup=False, highlight=False)
+        if self.write_html:
+            write_report(run_dir)
+        return verdicts
