@@ -48,6 +48,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     if describe_metrics(result.metrics):
         print(describe_metrics(result.metrics))
+    from trainlab.diagnose.verdicts import format_verdicts
+
+    print(format_verdicts(result.verdicts))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from trainlab.report import NotARunError, write_report
+
+    try:
+        out = write_report(Path(args.run_dir), Path(args.out) if args.out else None)
+    except NotARunError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"report: {out}")
     return 0
 
 
@@ -269,6 +284,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="ARG=VALUE")
     s.add_argument("--out", help="PNG path (default schedule-NAME.png)")
     s.set_defaults(func=cmd_schedule_plot)
+    rp = sub.add_parser("report", help="write a run's self-contained report.html")
+    rp.add_argument("run_dir", help="a run directory (written by trainlab train)")
+    rp.add_argument("--out", help="HTML path (default RUN_DIR/report.html)")
+    rp.set_defaults(func=cmd_report)
     k = sub.add_parser("connect", help="mode connectivity: a low-loss curve between two runs")
     k.add_argument("inputs", nargs="+", metavar="RUN_A RUN_B | FILE",
                    help="two run directories, or a connect file (e.g. connect)")  # fmt: skip
