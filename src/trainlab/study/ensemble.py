@@ -126,17 +126,21 @@ def _measure(
     assert recipe.ensemble is not None
     probs = member_probabilities(models, test.x, recipe.data.eval_batch_size)  # (M, N, C)
     for info, p in zip(members, probs, strict=True):
-        info["test_acc"] = float((p.argmax(dim=1) == test.y).float().mean())
+        info["test_acc"] = _accuracy(p.argmax(dim=1), test.y)
     pred = combine(probs, recipe.ensemble.combine)  # type: ignore[arg-type]
     mean = probs.mean(dim=0)
     nll = -mean.gather(1, test.y[:, None]).clamp_min(1e-12).log().mean()
     result = EnsembleResult(
         str(run_dir), recipe.ensemble.method, recipe.ensemble.combine, members,
-        float((pred == test.y).float().mean()), float(nll),
+        _accuracy(pred, test.y), float(nll),
         sum(m["test_acc"] for m in members) / len(members),
     )  # fmt: skip
     (run_dir / ENSEMBLE_FILE).write_text(json.dumps(result.summary(), indent=2) + "\n")
     return result
+
+
+def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
+    return int((pred == y).sum()) / max(len(y), 1)  # as `evaluate` counts it
 
 
 def ensemble_recipe_at(run_dir: Path) -> Recipe | None:
