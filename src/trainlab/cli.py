@@ -232,6 +232,40 @@ def cmd_fge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_landscape(args: argparse.Namespace) -> int:
+    from trainlab.landscape.surface_runs import LandscapeOptions, describe, run_landscape
+
+    mode = "interpolate" if args.interpolate else "line" if args.line else "plane"
+    opts = LandscapeOptions(
+        mode=mode, other=args.interpolate, grid=args.grid,
+        span=tuple(args.range) if args.range else None, examples=args.examples,
+        splits=tuple(args.split) if args.split else None, bn=args.bn,
+        directions=args.directions, biasbn=args.biasbn, bn_stats=args.bn_stats, seed=args.seed,
+        evaluator=args.evaluator, fresh=args.fresh,
+    )  # fmt: skip
+    print(describe(run_landscape(args.run_dir, opts)))
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    args.interpolate, args.run_dir = args.run_b, args.run_a
+    return cmd_landscape(args)
+
+
+def _landscape_options(q: argparse.ArgumentParser, grid: int) -> None:
+    q.add_argument("--grid", type=int, default=grid, help=f"points per axis (default {grid})")
+    q.add_argument("--range", type=float, nargs="+", metavar="R | LO HI",
+                   help="[-R, R] or [LO, HI] (default -1 1; -0.5 1.5 to interpolate)")  # fmt: skip
+    q.add_argument("--examples", type=int, default=1000, help="examples per split")
+    q.add_argument("--split", nargs="+", choices=["train", "val", "test"],
+                   help="default: test for a plane, train and test for 1-D curves")  # fmt: skip
+    q.add_argument("--bn", choices=["eval", "recompute"], default="eval",
+                   help="BatchNorm: running statistics, or re-estimated at each point")  # fmt: skip
+    q.add_argument("--evaluator", choices=["auto", "vmap", "loop"], default="auto")
+    q.add_argument("--fresh", action="store_true", help="recompute instead of resuming")
+    q.add_argument("--seed", type=int, default=0, help="seed of directions and example subsets")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainlab", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -314,6 +348,27 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--lr1", type=float, default=0.05, help="lr at the cycle ends (alpha1)")
     g.add_argument("--lr2", type=float, default=0.0005, help="lr at snapshots (alpha2)")
     g.set_defaults(func=cmd_fge)
+    ls = sub.add_parser("landscape", help="loss plane/line around a run, or to another run")
+    ls.add_argument("run_dir")
+    kind = ls.add_mutually_exclusive_group()
+    kind.add_argument("--plane", action="store_true", help="2-D plane (the default)")
+    kind.add_argument("--line", action="store_true", help="1-D line along one direction")
+    kind.add_argument("--interpolate", metavar="OTHER_RUN", help="1-D segment to another run")
+    ls.add_argument("--directions", choices=["filter", "random", "pca"], default="filter",
+                    help="filter-normalized Gaussian (Li et al. 2018), raw Gaussian, or PCA "
+                    "of the checkpoints")  # fmt: skip
+    ls.add_argument("--biasbn", choices=["ignore", "filter"], default="ignore",
+                    help="biases and norm parameters: fixed, or normalized and moved")  # fmt: skip
+    ls.add_argument("--bn-stats", action="store_true",
+                    help="move BatchNorm statistics too (with --biasbn filter)")  # fmt: skip
+    _landscape_options(ls, 21)
+    ls.set_defaults(func=cmd_landscape)
+    ip = sub.add_parser("interpolate", help="loss and accuracy on (1-a) A + a B, a in [-0.5, 1.5]")
+    ip.add_argument("run_a")
+    ip.add_argument("run_b")
+    _landscape_options(ip, 41)
+    ip.set_defaults(func=cmd_interpolate, line=False, directions="filter", biasbn="ignore",
+                    bn_stats=False)  # fmt: skip
     return p
 
 
