@@ -80,9 +80,12 @@ def _finite(values: np.ndarray | None) -> np.ndarray:
 
 
 def _sci(x: float) -> str:
-    """1 significant digit in scientific notation (``3e-01``), the lectures' way of speaking of
-    ratios; ``0`` for zero."""
-    return "0" if x == 0 else f"{x:.0e}"
+    """1 significant digit in scientific notation (``3e-1``, ``5e8``), the lectures' way of
+    speaking of ratios; ``0`` for zero."""
+    if x == 0:
+        return "0"
+    mantissa, _, exponent = f"{x:.0e}".partition("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def weight_params(probes: dict[str, Any]) -> list[str]:
@@ -259,7 +262,7 @@ def gradient_flow(records: Sequence[dict], probes: dict[str, Any] | None) -> lis
     norm that grows by ``EXPLODING_GROWTH`` over the run."""
     if not probes:
         return []
-    weights = weight_params(probes)
+    weights = [n for n in weight_params(probes) if probes["params"][n]["grad_norm"] is not None]
     if len(weights) < 2:
         return []
     grads = {n: np.asarray(probes["params"][n]["grad_norm"], dtype=float) for n in weights}
