@@ -75,8 +75,9 @@ def _cat(old: np.ndarray | None, new: np.ndarray | None, keep: np.ndarray) -> np
 
 def merge_summaries(old: dict[str, Any], new: dict[str, Any], upto_step: int) -> dict[str, Any]:
     """The rows of ``old`` at steps ``<= upto_step`` (the part of an interrupted run before the
-    checkpoint it resumed from) followed by every row of ``new``. Histogram totals add; the
-    first non-finite value is the earliest of the two."""
+    checkpoint it resumed from) followed by every row of ``new``. Histogram totals add (less
+    the dropped old rows, when the old part was never thinned); the first non-finite value is
+    the earliest of the two."""
     keep = old["steps"] <= upto_step
     merged = {**new, "steps": np.concatenate([old["steps"][keep], new["steps"]])}
     merged["probes"] = int(keep.sum()) + new["probes"]
@@ -88,9 +89,13 @@ def merge_summaries(old: dict[str, Any], new: dict[str, Any], upto_step: int) ->
             for key in keys:
                 merged[group][name][key] = _cat(before.get(key), entry[key], keep)
     for name, layer in merged["layers"].items():
-        total = old["layers"].get(name, {}).get("hist_total")
-        if total is not None and len(total) == len(layer["hist_total"]):
-            layer["hist_total"] = layer["hist_total"] + total
+        before = old["layers"].get(name, {})
+        total, hist = before.get("hist_total"), before.get("hist")
+        if total is None or len(total) != len(layer["hist_total"]):
+            continue
+        if hist is not None and old.get("stride", 1) == 1:  # every old probe is a row
+            total = total - np.nan_to_num(hist[~keep]).sum(axis=0)
+        layer["hist_total"] = layer["hist_total"] + total
     firsts = [f for f in (old.get("first_nonfinite"), new.get("first_nonfinite")) if f]
     firsts = [f for f in firsts if f is new.get("first_nonfinite") or f["step"] <= upto_step]
     merged["first_nonfinite"] = min(firsts, key=lambda f: f["step"]) if firsts else None
