@@ -285,7 +285,7 @@ class Choice:
 
     def describe(self) -> str:
         times = ", ".join(f"{k} {1e3 * v:.2f} ms/point" for k, v in self.seconds_per_point.items())
-        return f"{self.evaluator} ({times})"
+        return f"{self.evaluator} ({times or 'too few points to time'})"
 
 
 def choose(evaluator: PointEvaluator, coeffs: np.ndarray, loop_points: int = 3) -> Choice:
