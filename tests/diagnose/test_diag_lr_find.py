@@ -189,7 +189,8 @@ def test_suggest_lrs_simple_curve() -> None:
     curve = [10.0] * 10 + [10.0 - k for k in range(1, 10)] + [0.5] + [1.0 + k for k in range(11)]
     s = suggest_lrs(lrs, curve)
     assert s["minimum/10"] == pytest.approx(lrs[19] / 10)
-    assert s["valley"] == lrs[9 + round(2 * 10 / 3)]  # run from index 9 to 19
+    # from skip = 3 (loss 10) to the minimum 0.5: half the fall is level 5.25, first met at 14
+    assert s["valley"] == lrs[14]
     assert lrs[10] <= s["steepest"] <= lrs[19]
     assert suggest_lrs(lrs[:1], curve[:1]) == {}
 

@@ -99,7 +99,8 @@ def _seeded(seed: int) -> Iterator[None]:
 def expected_initial_loss(loss: str, num_classes: int | None) -> tuple[float | None, str]:
     """The loss a classifier that predicts chance should have, and how it is derived; None
     with the reason when there is no such value. Cross-entropy with uniform predictions is
-    log C whatever the label smoothing (the smoothed target still sums to 1)."""
+    log C whatever the label smoothing (the smoothed target still sums to 1); `nll` expects
+    log-probabilities, so on raw logits its loss is far from log C and the check rightly fails."""
     if num_classes is None:
         return None, "regression targets: no chance-level loss"
     if loss in ("cross_entropy", "nll"):
@@ -137,7 +138,7 @@ def initial_loss_check(
         value = float(loss_fn(net(x), y))
     off = abs(value - expected) / expected if math.isfinite(value) else math.inf
     status: Status = "pass" if off <= tolerance else "warn" if off <= wrong else "fail"
-    threshold = (f"expected {how} = {expected:.4g}: ±{100 * tolerance:.0f}% good, "
+    threshold = (f"expected {how or 'value'} = {expected:.4g}: ±{100 * tolerance:.0f}% good, "
                  f"±{100 * wrong:.0f}% wrong")  # fmt: skip
     return CheckResult(name, status, value, threshold, f"{len(y)} examples, {100 * off:.0f}% off")
 
