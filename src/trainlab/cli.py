@@ -243,7 +243,12 @@ def cmd_landscape(args: argparse.Namespace) -> int:
         directions=args.directions, biasbn=args.biasbn, bn_stats=args.bn_stats, seed=args.seed,
         evaluator=args.evaluator, fresh=args.fresh,
     )  # fmt: skip
-    print(describe(run_landscape(args.run_dir, opts)))
+
+    def progress(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        print(f"\r  {done}/{total} points", end=end, file=sys.stderr, flush=True)
+
+    print(describe(run_landscape(args.run_dir, opts, progress)))
     return 0
 
 

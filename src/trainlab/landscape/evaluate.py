@@ -31,6 +31,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from trainlab.nn.norms import BATCH_STAT_NORMS
+
 Batch = tuple[Tensor, Tensor]
 BNMode = Literal["eval", "recompute"]
 BN_MODES: tuple[str, ...] = ("eval", "recompute")
@@ -147,6 +149,11 @@ class PointEvaluator:
             raise ValueError(f"bn must be one of {BN_MODES}, got {bn!r}")
         if bn == "recompute" and not stats_batches:
             raise ValueError("bn='recompute' needs stats_batches (training examples)")
+        if bn == "recompute" and any(
+            isinstance(m, BATCH_STAT_NORMS) and not isinstance(m, _BN) for m in model.modules()
+        ):
+            raise ValueError("bn='recompute' re-estimates torch BatchNorm layers only; this model "
+                             "has Batch Renorm layers: use bn='eval'")  # fmt: skip
         if not batches:
             raise ValueError("batches must hold at least one (x, y) pair")
         self.names, self.bn = tuple(names), bn
