@@ -9,8 +9,9 @@ Two evaluators, equal up to float rounding (tests: 1e-5):
   (the reference tools' method, never on the user's model);
 - `vmap`: a chunk of P points at once, `torch.func.vmap` over the stacked states (P, ...).
 Which is faster depends on the model and batch (ANCHORS: vmap 5-6x faster for a 2.7k-param
-MLP at batch 256, 1.6x slower for a 20k-param CNN on CPU), so `choose` times both on the first
-points of the surface itself and keeps the faster; those timed points are not evaluated twice.
+MLP at batch 256, 1.6x slower for a 20k-param CNN on CPU), so `choose` times the loop on the
+first points of the surface itself, then vmap unless a point is compute-bound (> 20 ms), and
+keeps the faster; the timed points are not evaluated again.
 
 BatchNorm (Li et al. 2018 discuss both; Garipov et al. 2018 recompute): "eval" uses the running
 statistics (the model's, or moved along the vectors when they include them); "recompute"
@@ -292,26 +293,41 @@ class Choice:
 
     def describe(self) -> str:
         times = ", ".join(f"{k} {1e3 * v:.2f} ms/point" for k, v in self.seconds_per_point.items())
+        if "vmap" not in self.seconds_per_point and times:
+            times += ": compute-bound, vmap not tried"
         return f"{self.evaluator} ({times or 'too few points to time'})"
 
 
-def choose(evaluator: PointEvaluator, coeffs: np.ndarray, loop_points: int = 3) -> Choice:
+def choose(
+    evaluator: PointEvaluator,
+    coeffs: np.ndarray,
+    loop_points: int = 3,
+    compute_bound: float = 0.02,
+) -> Choice:
     """Time the two evaluators on the first points of `coeffs` and return the faster, with the
     metrics already computed there (nothing is evaluated twice).
 
-    One vmap chunk runs first untimed (vmap's first call traces and allocates, often ten times
-    a later one), then one vmap chunk and `loop_points` points one by one are timed.
+    One point by the loop runs untimed (first-call allocations), then `loop_points` are timed.
+    If a point costs more than `compute_bound` seconds, the loop is kept without trying vmap:
+    vmap can only save per-call overhead (~1 ms a point), and on CPU its batched convolutions
+    are slower (ANCHORS: 1.6x for a 20k-parameter CNN). Otherwise one vmap chunk runs untimed
+    (vmap's first call traces and allocates, often ten times a later one) and one is timed.
     """
     n = len(coeffs)
-    p = min(evaluator.chunk, (n - loop_points) // 2)
-    if p < 1:
+    if n < 2 + loop_points:
         return Choice("loop", {}, np.arange(n), evaluator.loop(coeffs))
-    parts = [evaluator.vectorized(coeffs[:p])]
-    timed = {}
-    for name, lo, hi in (("vmap", p, 2 * p), ("loop", 2 * p, 2 * p + loop_points)):
+    parts = [evaluator.loop(coeffs[:1])]
+    start = time.perf_counter()
+    parts.append(evaluator.loop(coeffs[1 : 1 + loop_points]))
+    timed = {"loop": (time.perf_counter() - start) / loop_points}
+    used = 1 + loop_points
+    p = min(evaluator.chunk, (n - used) // 2)
+    if timed["loop"] < compute_bound and p >= 1:
+        parts.append(evaluator.vectorized(coeffs[used : used + p]))
         start = time.perf_counter()
-        parts.append(evaluator.by_name(name)(coeffs[lo:hi]))
-        timed[name] = (time.perf_counter() - start) / (hi - lo)
+        parts.append(evaluator.vectorized(coeffs[used + p : used + 2 * p]))
+        timed["vmap"] = (time.perf_counter() - start) / p
+        used += 2 * p
     metrics = Metrics(np.concatenate([m.loss for m in parts]),
                       np.concatenate([m.acc for m in parts]))  # fmt: skip
-    return Choice(min(timed, key=timed.get), timed, np.arange(2 * p + loop_points), metrics)
+    return Choice(min(timed, key=timed.get), timed, np.arange(used), metrics)
