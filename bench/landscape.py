@@ -9,12 +9,13 @@ eval mode, two filter-normalized directions (Li et al. 2018, biases and norms ig
     cnn  the default recipe's model (`trainlab.config.Recipe()`: 3 conv+BN stages 32-64-128,
          channels_last as the recipe trains it), the first 1000 Fashion-MNIST test images of
          the recipe's splits, one batch of 1000
-    mlp  MLP 40-32-32-10 (2,698 parameters) on MNIST-1D, 1000 test examples in batches of 256
+    mlp  MLP 40-32-32-10 (2,698 parameters) on MNIST-1D, 256 test examples (one batch of 256)
 
 One *run* of ours is `plane_surface(..., evaluator="auto")` from scratch (the timing probe
 that picks the evaluator is inside the run). After one warm-up run of each, the two methods
-run in interleaved repetitions; we print the medians, the ratio loop / ours (> 1: ours is
+run in interleaved repetitions (after a warm-up of each on a 3x3 grid); we print the medians, the ratio loop / ours (> 1: ours is
 faster), the evaluator chosen and the largest difference between the two loss surfaces.
+`--mlp-examples 1000` measures the MLP on 1000 examples (4 batches of 256) instead of one batch.
 
 Run: ``python bench/landscape.py [--reps 3] [--models cnn mlp] [--threads N]``.
 
@@ -92,8 +93,8 @@ def bench(name: str, model: nn.Module, batches, reps: int) -> None:
     params = sum(p.numel() for p in model.parameters())
     times: dict[str, list[float]] = {"ours": [], "loop": []}
     surfaces, chosen = {}, []
-    ours(model, batches, dirs, axis)  # warm-up
-    reference_loop(model, batches, dirs, axis)
+    ours(model, batches, dirs, grid_axis(-1.0, 1.0, 3))  # warm-up on a 3x3 grid
+    reference_loop(model, batches, dirs, grid_axis(-1.0, 1.0, 3))
     for _ in range(reps):
         for label, fn in (("ours", ours), ("loop", reference_loop)):
             seconds, surface, how = fn(model, batches, dirs, axis)
