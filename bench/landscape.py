@@ -12,9 +12,10 @@ eval mode, two filter-normalized directions (Li et al. 2018, biases and norms ig
     mlp  MLP 40-32-32-10 (2,698 parameters) on MNIST-1D, 256 test examples (one batch of 256)
 
 One *run* of ours is `plane_surface(..., evaluator="auto")` from scratch (the timing probe
-that picks the evaluator is inside the run). After one warm-up run of each, the two methods
-run in interleaved repetitions (after a warm-up of each on a 3x3 grid); we print the medians, the ratio loop / ours (> 1: ours is
-faster), the evaluator chosen and the largest difference between the two loss surfaces.
+that picks the evaluator is inside the run); one run of the loop computes loss and accuracy at
+each point, as ours does. After a warm-up of each on a 3x3 grid, the two methods run in
+interleaved repetitions; we print the medians, the ratio loop / ours (> 1: ours is faster),
+the evaluator chosen and the largest difference between the two loss surfaces.
 `--mlp-examples 1000` measures the MLP on 1000 examples (4 batches of 256) instead of one batch.
 
 Run: ``python bench/landscape.py [--reps 3] [--models cnn mlp] [--threads N]``.
@@ -81,7 +82,11 @@ def reference_loop(model, batches, dirs, axis) -> tuple[float, np.ndarray, str]:
             point = {n: t + a * d1 + b * d2
                      for n, t, d1, d2 in zip(names, theta, *dirs, strict=True)}  # fmt: skip
             net.load_state_dict({**state, **point})
-            loss = sum(F.cross_entropy(net(x), y).item() * len(y) for x, y in batches)
+            loss = correct = 0.0
+            for x, y in batches:
+                logits = net(x)
+                loss += F.cross_entropy(logits, y).item() * len(y)
+                correct += (logits.argmax(-1) == y).sum().item()
             out[j, i] = loss / total
     return time.perf_counter() - start, out, "load_state_dict loop"
 
