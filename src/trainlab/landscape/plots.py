@@ -27,8 +27,15 @@ def _levels(z: np.ndarray, n: int = 30) -> np.ndarray | int:
     return np.geomspace(finite.min(), finite.max(), n)
 
 
-def plot_contour(surface: Surface, path: Path, split: str, title: str = "") -> Path:
-    """Contour lines of the split's loss over (α, β), the centre marked."""
+def plot_contour(
+    surface: Surface,
+    path: Path,
+    split: str,
+    title: str = "",
+    trajectory: np.ndarray | None = None,
+) -> Path:
+    """Contour lines of the split's loss over (α, β), the centre marked, and optionally the
+    training trajectory's (T, 2) coordinates (PCA directions, Li et al. 2018 Fig. 9)."""
     alpha, beta = surface.axes
     z = surface.loss[split]
     fig = _figure((5, 4.5))
@@ -36,6 +43,9 @@ def plot_contour(surface: Surface, path: Path, split: str, title: str = "") -> P
     cs = ax.contour(alpha, beta, z, levels=_levels(z), cmap="viridis", linewidths=1)
     ax.clabel(cs, cs.levels[::5], fontsize=7, fmt="%.3g")
     ax.plot([0], [0], "k+", ms=10)
+    if trajectory is not None:
+        ax.plot(trajectory[:, 0], trajectory[:, 1], "r.-", lw=1, label="checkpoints")
+        ax.legend(loc="upper right", fontsize=8)
     ax.set(title=title or f"{split} loss", xlabel="α (d₁)", ylabel="β (d₂)", aspect="equal")
     fig.savefig(path, dpi=120)
     return path
@@ -70,13 +80,16 @@ def plot_surface_3d(surface: Surface, path: Path, split: str, title: str = "") -
     return path
 
 
-def plot_plane(surface: Surface, out_dir: Path, stem: str = "plane") -> list[Path]:
+def plot_plane(
+    surface: Surface, out_dir: Path, stem: str = "plane", trajectory: np.ndarray | None = None
+) -> list[Path]:
     """Contour, heat map and 3-D pictures of every split of a plane, into `out_dir`."""
     paths = []
     for split in surface.loss:
-        for kind, plot in (("contour", plot_contour), ("heatmap", plot_heatmap),
-                           ("3d", plot_surface_3d)):  # fmt: skip
-            paths.append(plot(surface, out_dir / f"{stem}-{split}-{kind}.png", split))
+        name = out_dir / f"{stem}-{split}"
+        paths += [plot_contour(surface, Path(f"{name}-contour.png"), split, trajectory=trajectory),
+                  plot_heatmap(surface, Path(f"{name}-heatmap.png"), split),
+                  plot_surface_3d(surface, Path(f"{name}-3d.png"), split)]  # fmt: skip
     return paths
 
 

@@ -279,7 +279,7 @@ def _write_outputs(
     surface: Surface, out_dir: Path, stem: str, opts: LandscapeOptions, extra: dict
 ) -> dict[str, Any]:
     if surface.kind == "plane":
-        pictures = plot_plane(surface, out_dir, stem)
+        pictures = plot_plane(surface, out_dir, stem, extra.get("trajectory"))
     else:
         marks = (0.0, 1.0) if surface.kind == "interpolation" else (0.0,)
         pictures = [plot_line(surface, out_dir / f"{stem}.png", stem, marks)]
