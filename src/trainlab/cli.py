@@ -41,6 +41,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.summary()))
         return 0
+    from trainlab.diagnose.verdicts import format_verdicts
+
+    print(format_verdicts(result.verdicts))
     acc = "n/a" if result.test_acc is None else f"{100 * result.test_acc:.2f}%"
     print(
         f"test accuracy {acc}  test loss {result.test_loss:.4f}  "
@@ -48,9 +51,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     if describe_metrics(result.metrics):
         print(describe_metrics(result.metrics))
-    from trainlab.diagnose.verdicts import format_verdicts
-
-    print(format_verdicts(result.verdicts))
     return 0
 
 
