@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from land_cases import flat, tiny_mlp
 from torch import nn
 
@@ -133,3 +135,23 @@ def test_pca_finds_the_directions_a_trajectory_moved_along() -> None:
 def test_pca_needs_enough_checkpoints() -> None:
     with pytest.raises(ValueError, match="at least 3 states"):
         pca_directions([[torch.zeros(3)], [torch.ones(3)]])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple),
+    scale=st.floats(0.01, 100.0),
+    seed=st.integers(0, 2**16),
+)
+def test_filter_normalization_ignores_the_scale_of_the_draw(shape, scale, seed) -> None:
+    """Property: normalizing c·d gives the same direction as normalizing d (c > 0), with
+    every filter at its weight filter's norm, for any tensor shape."""
+    gen = torch.Generator().manual_seed(seed)
+    w = [torch.randn(shape, generator=gen, dtype=torch.float64)]
+    d = random_direction(w, gen)
+    a = filter_normalize(d, w, biasbn="filter")
+    b = filter_normalize([scale * d[0]], w, biasbn="filter")
+    torch.testing.assert_close(a[0], b[0], rtol=1e-6, atol=1e-9)  # ε = 1e-10 in ‖d‖ + ε
+    want = filter_norms(w[0]) if len(shape) >= 2 else w[0].norm()
+    got = filter_norms(a[0]) if len(shape) >= 2 else a[0].norm()
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)
