@@ -13,8 +13,10 @@ import pytest
 import torch
 
 from trainlab.config import RecipeError, validate_recipe
+from trainlab.diagnose.loss_watch import LossWatch
 from trainlab.diagnose.verdicts import find_verdicts, format_verdicts
 from trainlab.runner import RunStopped, train_recipe
+from trainlab.train import StepRecord
 
 # ---------------------------------------------------------------- synthetic records
 
@@ -250,3 +252,19 @@ def test_unknown_probe_layer_is_one_line_before_the_run_directory(tmp_path) -> N
     with pytest.raises(RecipeError, match=r"^recipe field diagnose.layers: .*'fc9'") as err:
         train_recipe(recipe, quiet=True)
     assert "\n" not in str(err.value) and not any(tmp_path.iterdir())
+
+
+def test_loss_watch_finds_the_first_step_past_three_times_the_first_loss() -> None:
+    def record(step: int, loss: float) -> StepRecord:
+        return StepRecord(epoch=0, batch=step - 1, step=step, loss=loss, correct=0, size=1, lr=1)
+
+    watch = LossWatch()
+    for step, loss in enumerate([2.3, 2.0, 6.8, float("nan"), 7.0, 1e6, 3.0], 1):
+        watch.on_step_end(record(step, loss))
+    line = watch.record()
+    assert line["first_loss"] == 2.3 and line["diverged_step"] == 5
+    assert (line["peak_step"], line["peak_loss"]) == (6, 1e6) and line["step"] == 7
+    resumed = LossWatch()  # a resumed run continues from the checkpointed state
+    resumed.load_state_dict(watch.state_dict())
+    resumed.on_step_end(record(8, 0.1))
+    assert resumed.record() == {**line, "step": 8}
