@@ -95,6 +95,11 @@ def test_connect_end_to_end_and_bad_inputs(two_runs, tmp_path, capsys) -> None:
     summary = json.loads((out / "connect.json").read_text())
     assert summary["segment_midpoint_t"] == 0.5
     assert (out / "connect.png").stat().st_size > 0
+    # A rerun into the same directory reuses the trained bends instead of training again.
+    assert main(argv) == 0
+    assert "loaded the trained bends" in capsys.readouterr().err
+    again = np.load(out / "curve.npz")
+    np.testing.assert_array_equal(again["curve_test_error"], arrays["curve_test_error"])
 
     other = _run(tmp_path, 2, widths=[6])
     assert main(["connect", str(a), str(other)]) == 1

@@ -10,8 +10,9 @@ Two ways in: `connect_runs(RUN_A, RUN_B, options)` for runs that exist, or a con
     curve: bezier           # the curve options below, also the CLI flags
     epochs: 4
 
-Writes into the output directory: curve.npz (t and train loss/error, test loss/error along the
-curve and along the segment), curve.safetensors (the bends), connect.png and connect.json.
+Writes into the output directory: curve.safetensors and curve.json (the trained bends, saved as
+soon as training ends and reused by a rerun with the same options), curve.npz (t and train
+loss/error, test loss/error along the curve and along the segment), connect.png, connect.json.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from trainlab.config import Recipe, RecipeError, describe_error, validate_recipe
 from trainlab.data import TensorSplit
@@ -173,15 +174,7 @@ def _connect(
     train = _subset(exp.loader.split, opts.train_examples, opts.seed)
     bn = _subset(exp.loader.split, opts.bn_examples, opts.seed + 1)
     w_a, w_b = parameters_of(exp, a.state), parameters_of(exp, b.state)
-    curve = make_curve(w_a, w_b, opts.curve, opts.bends)
-    start = time.perf_counter()
-    say(f"training a {opts.curve} curve ({opts.bends} bend) for {opts.epochs} epochs")
-    history = train_curve(
-        exp.model, curve, exp.loader, exp.loss_fn, epochs=opts.epochs, lr=opts.lr,
-        momentum=opts.momentum, weight_decay=opts.weight_decay, seed=opts.seed,
-        channels_last=cl, on_epoch=lambda e: say(f"  epoch {e.epoch + 1}: loss {e.loss:.4f}"),
-    )  # fmt: skip
-    fit_seconds = time.perf_counter() - start
+    curve, history, fit_seconds = _trained_curve(exp, w_a, w_b, opts, out, say)
     every = max(opts.points // 6, 1)
     profiles: dict[str, CurveProfile] = {}
     seconds = {"curve_training": fit_seconds}
@@ -194,26 +187,60 @@ def _connect(
         )  # fmt: skip
         seconds[f"{label}_evaluation"] = time.perf_counter() - start
     curve_p, seg_p = profiles["curve"], profiles["segment"]
-    _save(out, curve, curve_p, seg_p, exp)
+    np.savez(out / "curve.npz", **curve_p.arrays("curve_"), **seg_p.arrays("segment_"))
     plot_connect(curve_p, seg_p, out / "connect.png", opts.curve)
     summary = _summary(a, b, opts, curve_p, seg_p, len(train), len(bn))
     summary["seconds"] = seconds
-    summary["curve_training_loss"] = [e.loss for e in history]
+    summary["curve_training_loss"] = history
     return summary
 
 
-def _save(
-    out: Path, curve: Curve, curve_p: CurveProfile, seg_p: CurveProfile, exp: Experiment
-) -> None:
-    """curve.npz (both profiles) and curve.safetensors (the trained bends, by parameter name)."""
-    np.savez(out / "curve.npz", **curve_p.arrays("curve_"), **seg_p.arrays("segment_"))
+BENDS = "curve.safetensors"
+TRAINING_FIELDS = ("curve", "bends", "epochs", "lr", "momentum", "weight_decay", "seed")
+
+
+def _trained_curve(
+    exp: Experiment,
+    w_a: list[torch.Tensor],
+    w_b: list[torch.Tensor],
+    opts: CurveOptions,
+    out: Path,
+    say: Say,
+) -> tuple[Curve, list[float], float]:
+    """Train the curve and save its bends at once (curve.safetensors + curve.json), or load
+    them when `out` already holds a curve trained with the same options (a connect killed
+    during evaluation restarts there)."""
+    curve = make_curve(w_a, w_b, opts.curve, opts.bends)
     names = [name for name, _ in exp.model.named_parameters()]
+    wanted = opts.model_dump(include=set(TRAINING_FIELDS))
+    saved = out / "curve.json"
+    record = json.loads(saved.read_text()) if saved.is_file() else {}
+    if record.get("options") == wanted:
+        state = load_file(str(out / BENDS))
+        with torch.no_grad():
+            for i, point in enumerate(curve.points[1:-1], start=1):
+                for name, p in zip(names, point, strict=True):
+                    p.copy_(state[f"bend{i}.{name}"])
+        say(f"loaded the trained bends from {out / BENDS}")
+        return curve, record["loss"], record["seconds"]
+    say(f"training a {opts.curve} curve ({opts.bends} bend) for {opts.epochs} epochs")
+    start = time.perf_counter()
+    history = train_curve(
+        exp.model, curve, exp.loader, exp.loss_fn, epochs=opts.epochs, lr=opts.lr,
+        momentum=opts.momentum, weight_decay=opts.weight_decay, seed=opts.seed,
+        channels_last=exp.recipe.train.channels_last,
+        on_epoch=lambda e: say(f"  epoch {e.epoch + 1}: loss {e.loss:.4f}"),
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
     bends = {
         f"bend{i}.{name}": p.detach().contiguous()
         for i, point in enumerate(curve.points[1:-1], start=1)
         for name, p in zip(names, point, strict=True)
     }
-    save_file(bends, str(out / "curve.safetensors"))
+    save_file(bends, str(out / BENDS))
+    losses = [e.loss for e in history]
+    saved.write_text(json.dumps({"options": wanted, "loss": losses, "seconds": seconds}) + "\n")
+    return curve, losses, seconds
 
 
 def _summary(
