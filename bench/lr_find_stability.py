@@ -7,7 +7,7 @@ beta 0.98, stop at 4x the best smoothed loss) on the model, optimizer, loss and 
 the initial weights, the batch order and the validation split; MNIST-1D is also regenerated).
 Per rule, the factor is max/min of the suggestion over the seeds (1.0 = identical); the issue
 asks for < 2. One thread (torch.set_num_threads(1)).
-Run: .venv/bin/python bench/lr_find_stability.py [--seeds N] [--steps N] [RECIPE ...]
+Run: .venv/bin/python bench/lr_find_stability.py [--seeds N] [--steps N] [--set K=V] [RECIPE ...]
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from trainlab.diagnose import lr_range_test
 from trainlab.experiment import build
 
 
-def suggestions(recipe_name: str, seed: int, steps: int) -> dict[str, float]:
-    recipe = load_recipe(_recipe_path(recipe_name), [f"seed={seed}", "train.threads=1"])
+def suggestions(recipe_name: str, seed: int, steps: int, sets: list[str]) -> dict[str, float]:
+    overrides = [*sets, f"seed={seed}", "train.threads=1"]
+    recipe = load_recipe(_recipe_path(recipe_name), overrides)
     exp = build(recipe)
     result = lr_range_test(exp.model, exp.optimizer, exp.loss_fn, exp.loader, steps=steps)
     return result.suggestions
@@ -34,11 +35,12 @@ def main() -> None:
     p.add_argument("recipes", nargs="*", default=["mnist1d-mlp", "mlp", "overfit-mlp"])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, {args.seeds} seeds, {args.steps} steps, 1 thread")
     for name in args.recipes:
-        runs = [suggestions(name, seed, args.steps) for seed in range(args.seeds)]
+        runs = [suggestions(name, seed, args.steps, args.set) for seed in range(args.seeds)]
         for rule in runs[0]:
             values = [r[rule] for r in runs]
             factor = max(values) / min(values)
