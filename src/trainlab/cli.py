@@ -259,8 +259,8 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 def _landscape_options(q: argparse.ArgumentParser, grid: int) -> None:
     q.add_argument("--grid", type=int, default=grid, help=f"points per axis (default {grid})")
-    q.add_argument("--range", type=float, nargs="+", metavar="R | LO HI",
-                   help="[-R, R] or [LO, HI] (default -1 1; -0.5 1.5 to interpolate)")  # fmt: skip
+    q.add_argument("--range", type=float, nargs="+", metavar="V",
+                   help="R for [-R, R], or LO HI (default -1 1; interpolate -0.5 1.5)")  # fmt: skip
     q.add_argument("--examples", type=int, default=1000, help="examples per split")
     q.add_argument("--split", nargs="+", choices=["train", "val", "test"],
                    help="default: test for a plane, train and test for 1-D curves")  # fmt: skip
