@@ -119,3 +119,22 @@ def test_train_threads_sets_torch_intra_op_threads():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_batch_growth_from_the_recipe_changes_the_steps_per_epoch(tmp_path):
+    """data.batch_growth: the loop takes fewer, larger batches after each milestone epoch."""
+    r = recipe(
+        model={"name": "mlp", "widths": [8]},
+        data={"batch_growth": {"epochs": [1], "factor": 4}},
+        train={"epochs": 2, "log_every": 1, "early_stopping": None},
+        runs_dir=str(tmp_path),
+    )
+    result = train_recipe(r, quiet=True)
+    lines = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [x for x in lines if x["kind"] == "step"]
+    n = len(result.experiment.loader.split)
+    first, second = -(-n // 32), -(-n // 128)
+    assert [x["epoch"] for x in steps].count(1) == first  # epochs are 1-indexed in the log
+    assert [x["epoch"] for x in steps].count(2) == second
+    with pytest.raises(RecipeError, match="data.batch_growth.factor"):
+        recipe(data={"batch_growth": {"epochs": [1], "factor": 1}})

@@ -107,14 +107,18 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
         )
     notes: dict[str, Any] = {"data_source": bundle.source}
     train, val, test = prepare_extra(recipe, train, val, test, bundle.num_classes, notes)
-    loader = InMemoryLoader(train, data.batch_size, seed=recipe.seed)
+    growth = data.batch_growth
+    loader = InMemoryLoader(
+        train, data.batch_size, seed=recipe.seed,
+        grow_at=tuple(growth.epochs) if growth else (), grow_factor=growth.factor if growth else 1,
+    )  # fmt: skip
     num_outputs = bundle.num_classes or int(train.y.shape[-1])
     lsuv_batch = train.x[: recipe.init.lsuv_batch] if recipe.init is not None else None
     model = build_model(recipe, tuple(train.x.shape[1:]), num_outputs, lsuv_batch)
     if recipe.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(recipe.optimizer, model)
-    total = recipe.train.epochs * len(loader)
+    total = loader.total_steps(recipe.train.epochs)
     schedule = build_schedule(
         recipe.schedule.name, recipe.schedule.kwargs(), recipe.optimizer.lr, total
     )

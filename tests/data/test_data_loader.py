@@ -141,3 +141,23 @@ def test_numpy_fast_path_equals_index_select_path() -> None:
         assert xa.dtype == torch.float32 and ya.dtype == torch.int64 and xa.is_contiguous()
     order = reference.order(4)
     assert torch.equal(next(iter(fast.epoch(4)))[1], split.y.index_select(0, order[:32]))
+
+
+def test_batch_growth_multiplies_the_batch_size_from_each_milestone() -> None:
+    """Smith et al. 2018: batch x factor at each milestone epoch, capped at the split."""
+    loader = InMemoryLoader(indexed_split(100), 4, grow_at=(2, 3), grow_factor=5)
+    assert [loader.batch_size_at(e) for e in range(5)] == [4, 4, 20, 100, 100]
+    assert [loader.batches_in(e) for e in range(5)] == [25, 25, 5, 1, 1]
+    assert loader.total_steps(4) == 25 + 25 + 5 + 1 and len(loader) == 25
+    for e in range(4):
+        batches = list(loader.epoch(e))
+        assert [len(y) for _, y in batches] == [loader.batch_size_at(e)] * loader.batches_in(e)
+        assert sorted(sample_ids(batches)) == list(range(100))
+    assert sample_ids(loader.epoch(2, start=3)) == sample_ids(loader.epoch(2))[60:]
+
+
+def test_batch_growth_rejects_bad_settings_in_one_line() -> None:
+    with pytest.raises(ValueError, match="grow_factor must be >= 1 and grow_at epochs >= 1"):
+        InMemoryLoader(indexed_split(10), 2, grow_at=(0,), grow_factor=2)
+    with pytest.raises(ValueError, match=r"start must be in 0..1 \(batches in epoch 1\)"):
+        InMemoryLoader(indexed_split(10), 2, grow_at=(1,), grow_factor=5).epoch(1, start=2)

@@ -47,6 +47,12 @@ class InMemoryLoader:
     batch_size 1 is plain SGD and batch_size len(split) is full-batch gradient descent. With
     `drop_last` the final short batch is skipped. Iterating the loader itself yields epoch 0,
     then epoch 1, ... on successive `iter()` calls; `epoch(e, start)` is the stateless form.
+
+    Batch-size increase instead of learning-rate decay (Smith, Kindermans, Ying & Le 2018,
+    "Don't Decay the Learning Rate, Increase the Batch Size"): from each epoch in `grow_at` the
+    batch size is multiplied by `grow_factor` (capped at the split's size), so epochs get fewer,
+    larger batches; `batch_size_at`, `batches_in` and `total_steps` give the per-epoch sizes.
+    `len(loader)` is the number of batches of epoch 0.
     """
 
     def __init__(
@@ -57,6 +63,8 @@ class InMemoryLoader:
         shuffle: bool = True,
         seed: int = 0,
         drop_last: bool = False,
+        grow_at: tuple[int, ...] = (),
+        grow_factor: int = 1,
     ) -> None:
         n = len(split)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int):
@@ -68,14 +76,35 @@ class InMemoryLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
+        if grow_factor < 1 or any(e < 1 for e in grow_at):
+            raise ValueError(
+                f"batch growth: grow_factor must be >= 1 and grow_at epochs >= 1, got "
+                f"{grow_factor} at {list(grow_at)}"
+            )
+        self.grow_at, self.grow_factor = tuple(sorted(grow_at)), grow_factor
         self._next_epoch = 0
         x_np, y_np = _numpy_view(split.x), _numpy_view(split.y)
         self._numpy = (x_np, y_np) if x_np is not None and y_np is not None else None
 
     def __len__(self) -> int:
-        """Batches per epoch."""
-        n = len(self.split)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        """Batches of epoch 0 (every epoch, unless the batch size grows)."""
+        return self.batches_in(0)
+
+    def batch_size_at(self, epoch: int) -> int:
+        """The batch size of `epoch`: ``batch_size * grow_factor ** (milestones passed)``."""
+        grown = self.batch_size * self.grow_factor ** sum(e <= epoch for e in self.grow_at)
+        return min(grown, len(self.split))
+
+    def batches_in(self, epoch: int) -> int:
+        """Number of batches in `epoch`."""
+        n, size = len(self.split), self.batch_size_at(epoch)
+        return n // size if self.drop_last else -(-n // size)
+
+    def total_steps(self, epochs: int) -> int:
+        """Steps (batches) in epochs 0 .. epochs-1."""
+        if not self.grow_at:
+            return epochs * len(self)
+        return sum(self.batches_in(e) for e in range(epochs))
 
     def order(self, epoch: int) -> torch.Tensor | None:
         """The sample permutation of `epoch` (int64), or None when not shuffling."""
@@ -86,15 +115,16 @@ class InMemoryLoader:
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches (x, y) of epoch `epoch`, skipping the first `start` (to resume mid-epoch)."""
-        if not 0 <= start <= len(self):
-            raise ValueError(f"start must be in 0..{len(self)} (batches per epoch), got {start}")
-        return self._batches(self.order(epoch), start)
+        count = self.batches_in(epoch)
+        if not 0 <= start <= count:
+            raise ValueError(f"start must be in 0..{count} (batches in epoch {epoch}), got {start}")
+        return self._batches(self.order(epoch), start, self.batch_size_at(epoch), count)
 
     def _batches(
-        self, order: torch.Tensor | None, start: int
+        self, order: torch.Tensor | None, start: int, size: int, count: int
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        x, y, size = self.split.x, self.split.y, self.batch_size
-        for b in range(start, len(self)):
+        x, y = self.split.x, self.split.y
+        for b in range(start, count):
             lo, hi = b * size, min((b + 1) * size, len(self.split))
             if order is None:
                 yield x[lo:hi], y[lo:hi]

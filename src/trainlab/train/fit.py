@@ -53,7 +53,7 @@ def fit(
     pos = position or Position()
     schedule = schedule or (lambda _: optimizer.param_groups[0]["lr"])
     for cb in callbacks:
-        cb.on_fit_start(epochs * len(loader), pos.step)
+        cb.on_fit_start(loader.total_steps(epochs), pos.step)
     while pos.epoch < epochs:
         started = time.perf_counter()
         steps = epoch_steps(
