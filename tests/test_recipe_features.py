@@ -138,3 +138,17 @@ def test_batch_growth_from_the_recipe_changes_the_steps_per_epoch(tmp_path):
     assert [x["epoch"] for x in steps].count(2) == second
     with pytest.raises(RecipeError, match="data.batch_growth.factor"):
         recipe(data={"batch_growth": {"epochs": [1], "factor": 1}})
+
+
+def test_train_tta_scores_the_test_split_with_flips(tmp_path):
+    """train.tta: the final test line is the flip-averaged evaluation of the trained model."""
+    from trainlab.train import evaluate
+
+    r = recipe(model={"name": "mlp", "widths": [16]}, train={"tta": ["hflip"]})
+    result = train_recipe(r.model_copy(update={"runs_dir": str(tmp_path)}), quiet=True)
+    exp = result.experiment
+    want = evaluate(exp.model, exp.test, exp.loss_fn, 1000, True, ("hflip",))
+    plain = evaluate(exp.model, exp.test, exp.loss_fn, 1000, True)
+    assert (result.test_loss, result.test_acc) == want != plain
+    with pytest.raises(RecipeError, match="train.tta"):
+        recipe(train={"tta": ["rot90"]})

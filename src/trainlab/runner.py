@@ -219,7 +219,7 @@ def _finish(exp: Experiment, run_dir: Path, position: Position) -> RunResult:
     """The one evaluation on the test split, result.json and the curves PNG."""
     test_loss, test_acc = evaluate(
         exp.model, exp.test, exp.loss_fn, exp.recipe.data.eval_batch_size,
-        exp.recipe.train.channels_last,
+        exp.recipe.train.channels_last, tuple(exp.recipe.train.tta),
     )  # fmt: skip
     result = RunResult(
         run_dir, test_loss, test_acc, position.seconds, position.epoch, position.history,
