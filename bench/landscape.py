@@ -14,8 +14,9 @@ eval mode, two filter-normalized directions (Li et al. 2018, biases and norms ig
 One *run* of ours is `plane_surface(..., evaluator="auto")` from scratch (the timing probe
 that picks the evaluator is inside the run); one run of the loop computes loss and accuracy at
 each point, as ours does. After a warm-up of each on a 3x3 grid, the two methods run in
-interleaved repetitions; we print the medians, the ratio loop / ours (> 1: ours is faster),
-the evaluator chosen and the largest difference between the two loss surfaces.
+interleaved repetitions, in ABBA order (ours, loop, loop, ours, ...) so that a machine load
+drifting during the runs cancels out; we print the medians, the ratio loop / ours (> 1: ours
+is faster), the evaluator chosen and the largest difference between the two loss surfaces.
 `--mlp-examples 1000` measures the MLP on 1000 examples (4 batches of 256) instead of one batch.
 
 Run: ``python bench/landscape.py [--reps 3] [--models cnn mlp] [--threads N]``.
@@ -100,8 +101,9 @@ def bench(name: str, model: nn.Module, batches, reps: int) -> None:
     surfaces, chosen = {}, []
     ours(model, batches, dirs, grid_axis(-1.0, 1.0, 3))  # warm-up on a 3x3 grid
     reference_loop(model, batches, dirs, grid_axis(-1.0, 1.0, 3))
-    for _ in range(reps):
-        for label, fn in (("ours", ours), ("loop", reference_loop)):
+    methods = [("ours", ours), ("loop", reference_loop)]
+    for rep in range(reps):  # ABBA order: a load that drifts over the runs cancels out
+        for label, fn in methods if rep % 2 == 0 else methods[::-1]:
             seconds, surface, how = fn(model, batches, dirs, axis)
             times[label].append(seconds)
             surfaces[label] = surface
