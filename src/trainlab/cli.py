@@ -44,13 +44,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from trainlab.diagnose.verdicts import format_verdicts
 
     print(format_verdicts(result.verdicts))
+    if describe_metrics(result.metrics):
+        print(describe_metrics(result.metrics))
     acc = "n/a" if result.test_acc is None else f"{100 * result.test_acc:.2f}%"
-    print(
+    print(  # the last line: what a script reading our output looks for
         f"test accuracy {acc}  test loss {result.test_loss:.4f}  "
         f"({result.epochs} epochs, {result.train_seconds:.1f} s of training)  {result.run_dir}"
     )
-    if describe_metrics(result.metrics):
-        print(describe_metrics(result.metrics))
     return 0
 
 
