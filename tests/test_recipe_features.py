@@ -152,3 +152,19 @@ def test_train_tta_scores_the_test_split_with_flips(tmp_path):
     assert (result.test_loss, result.test_acc) == want != plain
     with pytest.raises(RecipeError, match="train.tta"):
         recipe(train={"tta": ["rot90"]})
+
+
+def test_keep_checkpoints_keeps_a_trajectory_for_pca_directions(tmp_path, capsys):
+    """train.keep_checkpoints: the newest N checkpoints stay, enough for a PCA plane."""
+    from trainlab.cli import main
+
+    r = recipe(
+        model={"name": "mlp", "widths": [8]},
+        train={"epochs": 4, "keep_checkpoints": 3, "early_stopping": None},
+        diagnose={"probes": False, "report": False},
+        runs_dir=str(tmp_path),
+    )
+    run = train_recipe(r, quiet=True).run_dir
+    assert len(list((run / "checkpoints").glob("step-*"))) == 3
+    args = ["landscape", str(run), "--directions", "pca", "--grid", "3", "--examples", "64"]
+    assert main(args) == 0

@@ -270,6 +270,7 @@ class TrainConfig(_Strict):
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
     checkpoint_every: Annotated[int, Field(ge=1)] = 1
     checkpoint_every_steps: Annotated[int, Field(ge=1)] | None = None
+    keep_checkpoints: Annotated[int, Field(ge=1)] = 2  # newest kept; more for PCA directions
     log_every: Annotated[int, Field(ge=1)] = 50
     channels_last: bool = True
     threads: Annotated[int, Field(ge=1)] | None = None  # torch intra-op threads; None: torch's

@@ -156,7 +156,8 @@ def _train(
 
     def checkpoint(pos: Position) -> None:
         extra = {name: component.state_dict() for name, component in exp.stateful.items()}
-        save_checkpoint(run_dir / "checkpoints", exp.model, exp.optimizer, pos, extra)
+        keep = exp.recipe.train.keep_checkpoints
+        save_checkpoint(run_dir / "checkpoints", exp.model, exp.optimizer, pos, extra, keep)
         diagnosis.save_probes(run_dir)
 
     def on_stop(err: BaseException) -> None:

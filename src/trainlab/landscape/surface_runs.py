@@ -129,8 +129,8 @@ def _check_runs(opts: LandscapeOptions, run: TrainedRun) -> TrainedRun | None:
         found = len(checkpoints_of(run))
         if found < 3:
             raise RunDirError(
-                f"{run.run_dir}: --directions pca expected at least 3 checkpoints in "
-                f"checkpoints/ (a trajectory), found {found}"
+                f"{run.run_dir}: --directions pca expected at least 3 checkpoints in checkpoints/"
+                f" (a trajectory; train with train.keep_checkpoints >= 3), found {found}"
             )
     return other
 
