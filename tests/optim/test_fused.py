@@ -127,3 +127,73 @@ def test_channels_last_and_float32() -> None:
         runs.append(ps)
     for a, b in zip(*runs, strict=True):
         torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-6, atol=1e-7)
+
+
+def _conv_model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 4),
+    ).double()
+    return model.to(memory_format=torch.channels_last)
+
+
+def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int = 6) -> None:
+    g = torch.Generator().manual_seed(5)
+    for _ in range(steps):
+        x = torch.randn(6, 3, 5, 5, generator=g, dtype=torch.float64)
+        y = torch.randint(0, 4, (6,), generator=g)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+def test_home_params_moves_small_params_into_one_buffer_keeping_values_and_layout() -> None:
+    model, twin = _conv_model(0), _conv_model(0)
+    params = list(model.parameters())
+    before = [(p.detach().clone(), p.stride()) for p in params]
+    fused.home_params(params)
+    bases = {p.untyped_storage().data_ptr() for p in params}
+    assert len(bases) == 1  # all small: one bucket, one buffer
+    for p, (value, stride) in zip(params, before, strict=True):
+        assert torch.equal(p.detach(), value) and p.stride() == stride
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    torch.testing.assert_close(model(x), twin(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["sgd_nesterov", "sgd", "adamw", "adam"])
+def test_flat_params_train_like_separate_params(name: str) -> None:
+    """The one-op step over homed parameters follows the per-tensor step (channels_last conv
+    weights, BatchNorm and Linear parameters; real backward passes)."""
+    runs = []
+    for flat in (True, False):
+        model = _conv_model(1)
+        opt = to.Optimizer(model.parameters(), ALIASES[name](), flat_params=flat)
+        homed = len({p.untyped_storage().data_ptr() for p in model.parameters()}) == 1
+        assert homed == flat
+        _train(model, opt)
+        runs.append([p.detach() for p in model.parameters()])
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_params_moved_after_construction_still_step_correctly() -> None:
+    """Moving parameters out of the flat buffer (as ``model.to(...)`` would) falls back to the
+    per-tensor ops with the same result."""
+    runs = []
+    for move in (True, False):
+        model = _conv_model(2)
+        opt = to.Optimizer(model.parameters(), ALIASES["adamw"](), flat_params=True)
+        _train(model, opt, steps=2)
+        if move:
+            for p in model.parameters():
+                p.data = p.data.clone(memory_format=torch.contiguous_format)
+        _train(model, opt, steps=3)
+        runs.append([p.detach() for p in model.parameters()])
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)

@@ -6,7 +6,8 @@ interpolation is V = (θ_A, θ_B), c = (1 − α, α), so α = 0 and α = 1 give
 
 Two evaluators, equal up to float rounding (tests: 1e-5):
 - `loop`: one point at a time, written into a private copy of the model which is then called
-  (the reference tools' method, never on the user's model);
+  (the reference tools' method, never on the user's model), over cache-sized pieces of the
+  batches (`micro_batch`);
 - `vmap`: a chunk of P points at once, `torch.func.vmap` over the stacked states (P, ...).
 Which is faster depends on the model and batch (ANCHORS: vmap 5-6x faster for a 2.7k-param
 MLP at batch 256, 1.6x slower for a 20k-param CNN on CPU), so `choose` times the loop on the
@@ -99,17 +100,37 @@ def default_chunk(model: nn.Module, batches: Sequence[Batch], budget: int = 2**2
     return int(np.clip(budget // max(per_point, 1), 2, 256))
 
 
+def micro_batch(model: nn.Module, batches: Sequence[Batch], budget: int = 2**24) -> int:
+    """Examples per forward call of the loop evaluator: as many as keep the activations of one
+    call under `budget` floats (64 MB in float32), a multiple of 8, at least 16. A CNN forward
+    over 1000 Fashion-MNIST images at once runs out of cache: measured 2x slower per image
+    than in calls of 125-250 (the default CNN gets 117); small models keep their batches."""
+    x = max((x for x, _ in batches), key=len)
+    per_example = max(activation_floats(model, x[:1]), 1)
+    return max(16, budget // per_example // 8 * 8)
+
+
+def _pieces(batches: Sequence[Batch], size: int | None) -> list[Batch]:
+    """The batches cut into pieces of at most `size` examples (None: as they are)."""
+    if size is None:
+        return list(batches)
+    return [(x[i : i + size], y[i : i + size]) for x, y in batches for i in range(0, len(y), size)]
+
+
 class _OverBatches(nn.Module):
     """`model` run over fixed batches in one call, so that `functional_call` swaps a point's
     tensors in once per point (not once per batch). Returns (Σ_b (n_b / N) ℓ_b, number
-    correct): the mean loss over the N examples, exactly ℓ when there is one batch."""
+    correct): the mean loss over the N examples, exactly ℓ when there is one batch (up to
+    float rounding when `micro` cuts the batches into forward calls of that many examples)."""
 
-    def __init__(self, model: nn.Module, loss_fn: Callable, batches: list[Batch]) -> None:
+    def __init__(
+        self, model: nn.Module, loss_fn: Callable, batches: list[Batch], micro: int | None = None
+    ) -> None:
         super().__init__()
-        self.model, self.loss_fn, self.batches = model, loss_fn, batches
+        self.model, self.loss_fn, self.batches = model, loss_fn, _pieces(batches, micro)
         self.classify = bool(batches) and batches[0][1].dtype == torch.int64
         total = sum(len(y) for _, y in batches)
-        self.weights = [len(y) / total for _, y in batches]
+        self.weights = [len(y) / total for _, y in self.batches]
 
     def forward(self) -> tuple[Tensor, Tensor]:
         loss = correct = torch.zeros((), dtype=torch.float64)
@@ -165,7 +186,10 @@ class PointEvaluator:
         self._metrics = _OverBatches(evaluate, loss_fn, list(batches))
         # the loop writes each point into a private copy and calls it, as the reference tools
         # do with the user's model: measured 1.1-1.5x faster than functional_call for a CNN
-        self._net = _OverBatches(_frozen_copies(model)[1].eval(), loss_fn, list(batches))
+        # ... in forward calls of `micro_batch` examples (cache-sized)
+        private = _frozen_copies(model)[1].eval()
+        self.micro = micro_batch(private, batches)
+        self._net = _OverBatches(private, loss_fn, list(batches), self.micro)
         targets = dict(self._net.model.named_parameters()) | dict(self._net.model.named_buffers())
         self._targets = [targets[n] for n in self.names]
         self._stats = _OverBatches(stats, lambda out, y: out.sum() * 0, list(stats_batches or []))

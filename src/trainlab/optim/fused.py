@@ -18,8 +18,17 @@ the in-place step (`inplace_step`), or zero tensors when the transform's ``updat
 functionally (the update is then ``targets``). Same kernel, same arithmetic; tested equal to the
 reference chains in ``tests/optim/test_fast_vs_reference.py`` and to torch.optim.
 
-A state that is not packed (e.g. one built by the reference backend) still works: buckets whose
-buffers are not adjacent views of one storage fall back to one op per tensor.
+* **Flat parameters.** `trainlab.optim.Optimizer` also moves the parameters of each packed
+  bucket into one flat buffer (`home_params`: their ``.data`` become views of it, same values,
+  same memory layout, as FSDP's flat parameters do), so the in-place step adds into a whole
+  bucket with one op instead of one per tensor. Every step checks that the parameters still
+  live there (``data_ptr``); if something moved them (``model.to(...)`` after building the
+  optimizer), that bucket takes the per-tensor ops: slower, same result.
+
+Packed views keep each tensor's own dense memory layout (contiguous, channels_last, ...), so a
+flat op over a bucket pairs the same logical elements in every list. A state that is not packed
+(e.g. one built by the reference backend), or whose layouts differ from the parameters', still
+works: such buckets fall back to one op per tensor.
 """
 
 from __future__ import annotations
@@ -69,7 +78,7 @@ def _packed_like(xs: Sequence[Tensor]) -> list[Tensor]:
             continue
         sizes = [x.numel() for x in xs[lo:hi]]
         flat = torch.empty(sum(sizes), dtype=xs[lo].dtype, device=xs[lo].device)
-        views = [v.view(x.shape) for v, x in zip(flat.split(sizes), xs[lo:hi], strict=True)]
+        views = _views(flat, xs[lo:hi])
         torch._foreach_copy_(views, list(xs[lo:hi]))
         out += views
     return out
@@ -98,7 +107,7 @@ def _per_param(state: Any, params: Sequence[Tensor]) -> bool:
 class Bucket:
     """One bucket of a plan: ``lo:hi`` and, if packed, flat views of each state list."""
 
-    __slots__ = ("lo", "hi", "flats", "grad", "grad_views", "tmp", "tmp_views")
+    __slots__ = ("lo", "hi", "flats", "grad", "grad_views", "tmp", "tmp_views", "pflat", "pptrs")
 
     def __init__(self, lo: int, hi: int, flats: list[Tensor] | None) -> None:
         self.lo, self.hi, self.flats = lo, hi, flats
@@ -106,12 +115,56 @@ class Bucket:
         self.grad_views: list[Tensor] = []
         self.tmp: Tensor | None = None  # flat (packed) or shaped (single) scratch
         self.tmp_views: list[Tensor] = []
+        self.pflat: Tensor | None = None  # packed, params homed: flat view of the parameters
+        self.pptrs: list[int] = []  # their data pointers when the plan was made
+
+    def param_flat(self, params: Sequence[Tensor]) -> Tensor | None:
+        """The flat view of this bucket's parameters if they still live in it, else None."""
+        if self.pflat is None or [p.data_ptr() for p in params[self.lo : self.hi]] != self.pptrs:
+            return None
+        return self.pflat
+
+
+def is_dense(x: Tensor) -> bool:
+    """True if ``x`` fills its memory span exactly (contiguous, channels_last or any permuted
+    dense layout): its strides, sorted, are running products of the sizes."""
+    expect = 1
+    for stride, size in sorted(zip(x.stride(), x.shape, strict=True)):
+        if size != 1 and stride != expect:
+            return False
+        expect *= size
+    return True
+
+
+def _dense_view(segment: Tensor, like: Tensor) -> Tensor:
+    """``segment`` (1-D, ``like.numel()`` elements) seen with ``like``'s shape and, if that is
+    dense, its memory layout."""
+    if is_dense(like):
+        return segment.as_strided(like.shape, like.stride())
+    return segment.view(like.shape)
+
+
+def home_params(params: Sequence[Tensor]) -> None:
+    """Move the parameters of each packed bucket (`bucket_runs`) into one flat buffer: their
+    ``.data`` become views of it with the same values and memory layout (FSDP's flat-parameter
+    idea), so the in-place step updates the bucket with one op. Buckets already flat, or with a
+    tensor that is not dense, are left alone."""
+    with torch.no_grad():
+        for lo, hi in bucket_runs(params):
+            ps = list(params[lo:hi])
+            if hi - lo < 2 or not all(is_dense(p) for p in ps) or _flat_view(ps) is not None:
+                continue
+            flat = torch.empty(sum(p.numel() for p in ps), dtype=ps[0].dtype, device=ps[0].device)
+            views = _views(flat, ps)
+            torch._foreach_copy_(views, [p.detach() for p in ps])
+            for p, v in zip(ps, views, strict=True):
+                p.data = v
 
 
 def _flat_view(xs: Sequence[Tensor]) -> Tensor | None:
-    """A 1-D view covering ``xs`` if they are contiguous, adjacent views of one storage."""
+    """A 1-D view covering ``xs`` if they are dense, adjacent views of one storage."""
     first = xs[0]
-    if not all(x.is_contiguous() for x in xs):
+    if not all(is_dense(x) for x in xs):
         return None
     storage, size = first.untyped_storage().data_ptr(), first.element_size()
     pos = first.data_ptr()
@@ -131,7 +184,7 @@ class Plan:
         self.buckets: list[Bucket] = []
         for lo, hi in bucket_runs(params):
             flats = [_flat_view(lst[lo:hi]) for lst in lists] if hi - lo > 1 else None
-            if flats is None or all(f is not None for f in flats):
+            if flats is None or _packed_alike(params, lists, lo, hi, flats):
                 self.buckets.append(Bucket(lo, hi, flats))  # type: ignore[arg-type]
             else:  # not packed: one tensor at a time
                 self.buckets += [Bucket(i, i + 1, None) for i in range(lo, hi)]
@@ -146,6 +199,8 @@ class Plan:
                 b.tmp = torch.empty_like(b.grad)
                 b.grad_views = _views(b.grad, ps)
                 b.tmp_views = _views(b.tmp, ps)
+                b.pflat = _flat_view(ps)
+                b.pptrs = [p.data_ptr() for p in ps]
             else:
                 key = (ps[0].dtype, ps[0].device)
                 if key not in one:
@@ -158,9 +213,21 @@ class Plan:
         )
 
 
+def _packed_alike(
+    params: Sequence[Tensor], lists: Sequence[list[Tensor]], lo: int, hi: int, flats: list
+) -> bool:
+    """True if every state list of ``lo:hi`` is packed (``flats``) in the parameters' layouts,
+    so one flat op pairs the same elements in each (scratch buffers are made that way)."""
+    if not all(f is not None for f in flats):
+        return False
+    pairs = [(x, p) for lst in lists for x, p in zip(lst[lo:hi], params[lo:hi], strict=True)]
+    return all(x.stride() == p.stride() for x, p in pairs)
+
+
 def _views(flat: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
+    """Consecutive segments of ``flat`` shaped (and laid out) like ``like``."""
     sizes = [p.numel() for p in like]
-    return [v.view(p.shape) for v, p in zip(flat.split(sizes), like, strict=True)]
+    return [_dense_view(v, p) for v, p in zip(flat.split(sizes), like, strict=True)]
 
 
 class PlanCache:
@@ -215,12 +282,13 @@ def adam_kernel(
         lo, hi = b.lo, b.hi
         tmp = b.tmp
         assert tmp is not None
+        pf = b.param_flat(params) if b.flats is not None else None
         if b.flats is not None:
             g = b.grad
             assert g is not None
             torch._foreach_copy_(b.grad_views, grads[lo:hi])
             if l2:
-                torch._foreach_add_(b.grad_views, params[lo:hi], alpha=l2)
+                _add_params(g, b.grad_views, params[lo:hi], pf, l2)
             m, v = b.flats[0], b.flats[1]
             v_hat = b.flats[2] if ams else v
         else:
@@ -240,14 +308,31 @@ def adam_kernel(
             targets[lo].addcdiv_(m, tmp, value=-step)
             continue
         torch.div(m, tmp, out=tmp)
+        tf = pf if targets is params else None  # the targets as one flat tensor
         if decay >= 1e-12 and targets is params:
             # (1 - decay) * p - step * d in one pass: lerp p towards -step/decay * d.
             tmp.mul_(-step / decay)
-            torch._foreach_lerp_(targets[lo:hi], b.tmp_views, decay)
+            if tf is not None:
+                tf.lerp_(tmp, decay)
+            else:
+                torch._foreach_lerp_(targets[lo:hi], b.tmp_views, decay)
             continue
         if decay:
-            torch._foreach_add_(targets[lo:hi], params[lo:hi], alpha=-decay)
-        torch._foreach_add_(targets[lo:hi], b.tmp_views, alpha=-step)
+            _add_params(tf, targets[lo:hi], params[lo:hi], pf, -decay)
+        if tf is not None:
+            tf.add_(tmp, alpha=-step)
+        else:
+            torch._foreach_add_(targets[lo:hi], b.tmp_views, alpha=-step)
+
+
+def _add_params(
+    flat: Tensor | None, views: list[Tensor], params: list[Tensor], pf: Tensor | None, alpha: float
+) -> None:
+    """``views += alpha * params``: one op when both are flat (``flat``, ``pf``), else foreach."""
+    if flat is not None and pf is not None:
+        flat.add_(pf, alpha=alpha)
+    else:
+        torch._foreach_add_(views, params, alpha=alpha)
 
 
 def compiled_pass(
@@ -290,13 +375,9 @@ def flat_views(*xs: Tensor) -> list[Tensor] | None:
         return None
     if first.is_contiguous():
         return [x.view(-1) for x in xs]
-    n, dims = first.numel(), sorted(zip(first.stride(), first.shape, strict=True))
-    expect = 1
-    for stride, size in dims:  # dense: strides, sorted, are running products of the sizes
-        if size != 1 and stride != expect:
-            return None
-        expect *= size
-    return [x.as_strided((n,), (1,), x.storage_offset()) for x in xs]
+    if not is_dense(first):
+        return None
+    return [x.as_strided((x.numel(),), (1,), x.storage_offset()) for x in xs]
 
 
 def sgd_kernel(
@@ -326,12 +407,13 @@ def sgd_kernel(
         tmp = b.tmp
         assert tmp is not None
         packed = b.flats is not None
+        pf = b.param_flat(params) if packed else None
         if packed:
             g = b.grad
             assert g is not None
             torch._foreach_copy_(b.grad_views, grads[lo:hi])
             if l2:
-                torch._foreach_add_(b.grad_views, params[lo:hi], alpha=l2)
+                _add_params(g, b.grad_views, params[lo:hi], pf, l2)
         else:
             g = grads[lo]
             if l2:
@@ -350,7 +432,9 @@ def sgd_kernel(
                 d = buf
         else:
             d = g
-        if packed:
+        if packed and pf is not None and targets is params:
+            pf.add_(d, alpha=-lr)
+        elif packed:
             views = b.grad_views if d is g else b.tmp_views if d is tmp else trace[lo:hi]
             torch._foreach_add_(targets[lo:hi], views, alpha=-lr)
         else:

@@ -12,6 +12,13 @@ rules: ``group["lr"]`` shows the rate the last step used, and changing it from o
 A ``"lr"`` given in a group dict overrides the transform's float rate. Transforms without a
 `scale_by_lr` leave ``group["lr"]`` unset.
 
+Flat parameters: when a group's transform has a fast in-place step (the `sgd`, `adam`, `adamw`
+aliases), the small parameters of each of its buckets are moved into one flat buffer at
+construction (`trainlab.optim.fused.home_params`: ``p.data`` becomes a view, same values and
+layout), so the step updates them with one op. Build the optimizer after moving the model
+(``.to(device)``, channels_last); moving it later is still correct, only slower. Pass
+``flat_params=False`` to leave the parameters' storage alone.
+
 Parameters whose ``.grad`` is None get a zero gradient when others in the group have one (unlike
 torch.optim, which skips them); leave frozen parameters out of the optimizer. With
 ``torch.amp.GradScaler``, ``scaler.step(opt)`` unscales the grads, skips the step on inf/NaN,
@@ -26,6 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from trainlab.optim.fused import home_params
 from trainlab.optim.transform import (
     LrState,
     ScheduledLrState,
@@ -46,7 +54,10 @@ class Optimizer(torch.optim.Optimizer):
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
         transform: Transform | None = None,
+        *,
+        flat_params: bool = True,
     ) -> None:
+        self._flat_params = flat_params
         self._states: list[State] = []
         self._lr_seen: list[float | None] = []
         self._scheduled: list[bool] = []  # group's lr comes from a schedule
@@ -66,6 +77,8 @@ class Optimizer(torch.optim.Optimizer):
                 f"got {type(transform).__name__}"
             )
         params = [p for p in group["params"]]
+        if self._flat_params and inplace_step(transform) is not None:
+            home_params(params)
         state = transform.init([p.detach() for p in params])
         self._states.append(state)
         lr_states = self._lr_states(len(self._states) - 1)
