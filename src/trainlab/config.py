@@ -275,7 +275,7 @@ class TrainConfig(_Strict):
     channels_last: bool = True
     threads: Annotated[int, Field(ge=1)] | None = None  # torch intra-op threads; None: torch's
     ema_decay: Annotated[float, Field(ge=0, lt=1)] | None = None  # also evaluate EMA weights
-    tta: list[Literal["hflip", "vflip"]] = Field(default_factory=list)  # test-time flips
+    tta: list[Literal["hflip", "vflip", "shift"]] = Field(default_factory=list)  # test-time views
 
 
 class ActivityConfig(_Strict):

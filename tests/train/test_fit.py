@@ -114,3 +114,26 @@ def test_tta_averages_class_probabilities_over_flips():
     split = TensorSplit(x.float(), torch.tensor([0, 1, 2, 0, 1]))
     with pytest.raises(ValueError, match="tta: unknown 'rot90'; expected some of"):
         evaluate(model.float(), split, F.cross_entropy, tta=("rot90",))
+
+
+def test_tta_shift_averages_over_the_four_one_pixel_translations():
+    """ "shift" adds the images moved one pixel down, up, right and left, zero-filled (built
+    here by hand with index arithmetic), in the input's memory format."""
+    from trainlab.train.loop import predict_logits, shifted
+
+    torch.manual_seed(1)
+    x = torch.randn(4, 2, 5, 6, dtype=torch.float64)
+    down = torch.zeros_like(x)
+    down[..., 1:, :] = x[..., :-1, :]  # row i of the result is row i - 1 of x
+    left = torch.zeros_like(x)
+    left[..., :, :-1] = x[..., :, 1:]
+    torch.testing.assert_close(shifted(x, 1, 0), down, rtol=0, atol=0)
+    torch.testing.assert_close(shifted(x, 0, -1), left, rtol=0, atol=0)
+    cl = x.contiguous(memory_format=torch.channels_last)
+    assert shifted(cl, 1, 0).is_contiguous(memory_format=torch.channels_last)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(60, 3)).double()
+    views = [x, shifted(x, 1, 0), shifted(x, -1, 0), shifted(x, 0, 1), shifted(x, 0, -1)]
+    want = sum(model(v).softmax(-1) for v in views) / 5
+    torch.testing.assert_close(
+        predict_logits(model, x, ("shift",)).exp(), want, rtol=1e-12, atol=1e-14
+    )

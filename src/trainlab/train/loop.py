@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trainlab.data import InMemoryLoader, TensorSplit
@@ -110,17 +111,35 @@ def train_step(
     return first[0]
 
 
-TTA_FLIPS = {"hflip": -1, "vflip": -2}  # test-time augmentation name -> flipped image dim
+def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """Images (N, C, H, W) translated by (dy, dx) pixels, the uncovered border zero (the fill of
+    random crops with zero padding), in x's memory format."""
+    h, w = x.shape[-2:]
+    p = max(abs(dy), abs(dx))
+    padded = F.pad(x, (p, p, p, p))
+    out = padded[..., p - dy : p - dy + h, p - dx : p - dx + w]
+    fmt = torch.channels_last if x.dim() == 4 and not x.is_contiguous() else torch.contiguous_format
+    return out.contiguous(memory_format=fmt)
+
+
+ONE_PIXEL = ((1, 0), (-1, 0), (0, 1), (0, -1))
+TTA_VIEWS: dict[str, Callable[[torch.Tensor], list[torch.Tensor]]] = {
+    "hflip": lambda x: [x.flip(-1)],
+    "vflip": lambda x: [x.flip(-2)],
+    "shift": lambda x: [shifted(x, dy, dx) for dy, dx in ONE_PIXEL],
+}  # test-time augmentation name -> the extra views of a batch
 
 
 def predict_logits(model: nn.Module, x: torch.Tensor, tta: tuple[str, ...] = ()) -> torch.Tensor:
     """The model's logits for ``x``; with test-time augmentation (``tta``, e.g. ``("hflip",)``)
-    the log of the class probabilities averaged over the original and each flipped copy
-    (Krizhevsky et al. 2012 averaged predictions over flips), usable wherever logits are."""
+    the log of the class probabilities averaged over the original and each extra view
+    (`TTA_VIEWS`: flips, as Krizhevsky et al. 2012 averaged predictions over flips and crops;
+    "shift": the four one-pixel translations), usable wherever logits are."""
     outputs = model(x)
     if not tta:
         return outputs
-    logps = [outputs.log_softmax(-1)] + [model(x.flip(TTA_FLIPS[n])).log_softmax(-1) for n in tta]
+    views = [v for name in tta for v in TTA_VIEWS[name](x)]
+    logps = [outputs.log_softmax(-1)] + [model(v).log_softmax(-1) for v in views]
     return torch.logsumexp(torch.stack(logps), 0) - math.log(len(logps))
 
 
@@ -136,9 +155,9 @@ def evaluate(
     """(mean loss, accuracy or None for regression) over `split`, in eval mode, no gradients,
     optionally with test-time flips (`predict_logits`; classification only).
     The model's train/eval mode is restored afterwards."""
-    unknown = [n for n in tta if n not in TTA_FLIPS]
+    unknown = [n for n in tta if n not in TTA_VIEWS]
     if unknown:
-        raise ValueError(f"tta: unknown {unknown[0]!r}; expected some of {sorted(TTA_FLIPS)}")
+        raise ValueError(f"tta: unknown {unknown[0]!r}; expected some of {sorted(TTA_VIEWS)}")
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
