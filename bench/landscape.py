@@ -21,18 +21,14 @@ is faster), the evaluator chosen and the largest difference between the two loss
 
 Run: ``python bench/landscape.py [--reps 3] [--models cnn mlp] [--threads N]``.
 
-Measured on the shared 2-core VM (torch 2.13 CPU), loads from other sessions 2-15:
-- mlp, 256 examples, 1 thread, 5 reps (load ~13): ours 0.30 s ± 0.03 (vmap chosen: loop
-  0.30 ms/point, vmap 0.15), loop 0.98 s ± 0.06, loop / ours = 3.28x, max |diff| 7.2e-07.
-- mlp, 1000 examples (4 batches of 256), 1 thread, 3 reps (load ~14): ours 0.76 s, loop
-  2.30 s, 3.04x, max |diff| 3.5e-07.
-- cnn, 1000 images, 2 threads, 2 reps ABBA (load 2-4): ours 340 s ± 11 (loop chosen, vmap not
-  tried: 728 ms/point), loop 253 s ± 47, loop / ours = 0.74x, max |diff| 0. NOT the target:
-  single-point timings show our loop within 5-10% of a bare forward, the rest is unexplained
-  (noise of ±47 s on the reference, or a real overhead of the private-copy path) — open.
-Quiet machine (load 1.4), 2 threads, 1 rep, both models in one run: cnn ours 197.9 s (loop
-chosen, 438 ms/point) vs loop 187.7 s = 0.95x (still 5% slower: open), max |diff| 0; mlp
-(256 examples) ours 0.08 s (vmap) vs 0.40 s = 4.76x, max |diff| 7.2e-07.
+Measured on the shared 2-core VM (torch 2.13 CPU), 2 threads, quiet machine (load 1.0),
+2 reps ABBA, both models in one run (2026-11-22):
+- cnn, 1000 images: ours 84.9 s ± 3.0 (loop chosen, 186 ms/point: the loop evaluates in
+  forward calls of `micro_batch` = 112 images, which stay in cache), loop 179.9 s ± 0.9,
+  loop / ours = 2.12x, max |diff| 4.7e-07. Before micro-batching ours was 0.95x (198 vs
+  188 s): the 1000-image forward runs out of cache (measured 400-480 ms vs 180-190 ms/point).
+- mlp, 256 examples: ours 0.07 s (vmap chosen: loop 0.53 ms/point, vmap 0.12), loop 0.25 s,
+  3.82x, max |diff| 7.2e-07.
 """
 
 from __future__ import annotations
