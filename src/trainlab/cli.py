@@ -210,6 +210,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 def cmd_sharpness(args: argparse.Namespace) -> int:
     from trainlab.landscape.runs import report_json, run_sharpness_report
+    from trainlab.report.analysis import refresh_report
 
     report = run_sharpness_report(
         args.run_dir, args.examples, seed=args.seed, max_iter=args.max_iter,
@@ -217,6 +218,7 @@ def cmd_sharpness(args: argparse.Namespace) -> int:
     )  # fmt: skip
     out = Path(args.run_dir) / "sharpness.json"
     out.write_text(json.dumps(report_json(report), indent=2) + "\n")
+    refresh_report(args.run_dir)
     print(report.summary())
     print(f"written: {out}")
     return 0

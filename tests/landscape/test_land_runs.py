@@ -78,6 +78,26 @@ def test_sharpness_command_prints_and_writes_the_report(two_runs, capsys) -> Non
     assert "top_eigenvalue" in capsys.readouterr().out
     report = json.loads((two_runs[0] / "sharpness.json").read_text())
     assert report["n_examples"] == 50 and len(report["subsets"]) == 2
+    section = _analysis_section(two_runs[0])
+    assert "<h3>Sharpness</h3>" in section and "top_eigenvalue" in section
+    assert f"{report['subsets'][0]['top_eigenvalue']:.4g}" in section  # the measured value
+
+
+def _analysis_section(run_dir) -> str:
+    """The run's report.html section that the analysis commands refresh."""
+    page = (run_dir / "report.html").read_text()
+    start = page.index('<section id="analysis">')
+    return page[start : page.index("</section>", start)]
+
+
+def test_landscape_command_adds_its_curve_to_the_report(two_runs) -> None:
+    run = two_runs[1]
+    assert "No landscape, sharpness or connectivity results yet" in _analysis_section(run)
+    argv = ["landscape", str(run), "--line", "--grid", "3", "--examples", "40", "--split", "test"]
+    assert main(argv) == 0
+    section = _analysis_section(run)
+    assert "line-filter-eval-seed0: line, grid 3" in section
+    assert section.count('src="data:image/png;base64,') == 1  # the 1-D curve picture
 
 
 def test_connect_end_to_end_and_bad_inputs(two_runs, tmp_path, capsys) -> None:
@@ -95,6 +115,11 @@ def test_connect_end_to_end_and_bad_inputs(two_runs, tmp_path, capsys) -> None:
     summary = json.loads((out / "connect.json").read_text())
     assert summary["segment_midpoint_t"] == 0.5
     assert (out / "connect.png").stat().st_size > 0
+    for run in (a, b):  # each end's report shows the curve, its numbers and its plot
+        assert json.loads((run / "connections" / "curve.json").read_text()) == summary
+        section = _analysis_section(run)
+        assert "Mode connectivity: curve" in section and "segment_midpoint_t" in section
+        assert 'src="data:image/png;base64,' in section
     # A rerun into the same directory reuses the trained bends instead of training again.
     assert main(argv) == 0
     assert "loaded the trained bends" in capsys.readouterr().err

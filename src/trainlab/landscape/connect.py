@@ -49,6 +49,7 @@ from trainlab.landscape.runs import (
     open_run,
     parameters_of,
 )
+from trainlab.report.analysis import refresh_report
 from trainlab.runner import new_run_dir, train_recipe
 
 Say = Callable[[str], None]
@@ -153,7 +154,9 @@ def connect_runs(
     say: Say = print,
 ) -> dict[str, Any]:
     """Train a curve between two runs' weights, evaluate it and the segment at
-    `options.points` t, and write curve.npz, curve.safetensors, connect.png, connect.json.
+    `options.points` t, and write curve.npz, curve.safetensors, connect.png, connect.json;
+    a copy of the summary goes to each run's connections/ folder (its report's analysis
+    section shows it).
 
     Both run directories are checked (a checkpoint each, the same architecture) before any
     data is read. Returns the summary written to connect.json."""
@@ -163,7 +166,12 @@ def connect_runs(
     out_dir.mkdir(parents=True, exist_ok=True)
     exp = build_trained(a)
     summary = {"out_dir": str(out_dir), **_connect(exp, a, b, options, out_dir, say)}
-    (out_dir / "connect.json").write_text(json.dumps(summary, indent=2) + "\n")
+    text = json.dumps(summary, indent=2) + "\n"
+    (out_dir / "connect.json").write_text(text)
+    for run in (a, b):
+        (run.run_dir / "connections").mkdir(exist_ok=True)
+        (run.run_dir / "connections" / f"{out_dir.name}.json").write_text(text)
+        refresh_report(run.run_dir)
     return summary
 
 

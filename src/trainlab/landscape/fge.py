@@ -134,6 +134,7 @@ def run_fge(run_dir: str | Path, **options: Any) -> dict[str, Any]:
     """`fast_geometric_ensemble` from a run's last checkpoint with its data and loss; writes
     and returns the accuracies (RUN_DIR/fge.json)."""
     from trainlab.landscape.runs import build_trained, open_run
+    from trainlab.report.analysis import refresh_report
 
     exp = build_trained(open_run(run_dir))
     result = fast_geometric_ensemble(
@@ -148,6 +149,7 @@ def run_fge(run_dir: str | Path, **options: Any) -> dict[str, Any]:
         "ensemble_test_acc": result.ensemble_acc,
     }
     (Path(run_dir) / "fge.json").write_text(json.dumps(summary, indent=2) + "\n")
+    refresh_report(run_dir)
     return summary
 
 

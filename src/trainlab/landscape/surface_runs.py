@@ -49,6 +49,7 @@ from trainlab.landscape.surface import (
     line_surface,
     plane_surface,
 )
+from trainlab.report.analysis import refresh_report
 
 MODES = ("plane", "line", "interpolate")
 DIRECTIONS = ("filter", "random", "pca")
@@ -244,7 +245,9 @@ def run_landscape(
     except ValueError as err:  # e.g. a saved file from other settings: one line, not a trace
         hint = "; pass --fresh to recompute it" if path.name in str(err) else ""
         raise RecipeError(f"landscape: {err}{hint}") from None
-    return _write_outputs(surface, out_dir, stem, opts, extra)
+    summary = _write_outputs(surface, out_dir, stem, opts, extra)
+    refresh_report(run.run_dir)
+    return summary
 
 
 def _compute(

@@ -4,8 +4,9 @@ and no network resources), so it opens from disk anywhere.
 Sections, each a ``<section id=...>`` in this order: ``summary`` (result.json), ``verdicts``
 (with their evidence), ``curves`` (loss/accuracy and the learning-rate schedule), ``layers``
 (per-layer statistics from probes.json: table, activation histograms over time, gradient flow,
-update/weight ratios — CS231n lecture 6, seed 000), ``recipe``, ``data`` (data.json) and
-``checkpoints``.
+update/weight ratios — CS231n lecture 6, seed 000), ``analysis`` (landscape, sharpness,
+FGE and mode-connectivity results, `trainlab.report.analysis`), ``recipe``, ``data``
+(data.json) and ``checkpoints``.
 """
 
 from __future__ import annotations
@@ -22,14 +23,22 @@ import numpy as np
 from trainlab.diagnose.probe_file import PROBES_FILE, load_probes
 from trainlab.diagnose.verdicts import find_verdicts, weight_params
 from trainlab.report import probe_plots
+from trainlab.report.analysis import REPORT_FILE, analysis_body
 from trainlab.report.curves import plot_curves
 
 __all__ = ["SECTIONS", "NotARunError", "build_report", "write_report"]
 
-SECTIONS = ("summary", "verdicts", "curves", "layers", "recipe", "data", "checkpoints")
+SECTIONS = (
+    "summary",
+    "verdicts",
+    "curves",
+    "layers",
+    "analysis",
+    "recipe",
+    "data",
+    "checkpoints",
+)
 """The id of every section, in page order."""
-
-REPORT_FILE = "report.html"
 
 _CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1180px;
@@ -241,6 +250,11 @@ def build_report(run_dir: Path) -> str:
         _verdicts(records, probes, run_dir),
         _curves(run_dir, records, run_dir.name),
         _layers(probes),
+        _section(
+            "analysis",
+            "Landscape, sharpness and connectivity",
+            analysis_body(run_dir, _table, _img),
+        ),  # fmt: skip
         _text("recipe", "Recipe", (run_dir / "recipe.yaml").read_text(), "No recipe."),
         _text("data", "Data", data_text, "No data.json."),
         _checkpoints(run_dir),
