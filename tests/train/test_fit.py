@@ -137,3 +137,8 @@ def test_tta_shift_averages_over_the_four_one_pixel_translations():
     torch.testing.assert_close(
         predict_logits(model, x, ("shift",)).exp(), want, rtol=1e-12, atol=1e-14
     )
+    # with a flip: every view and its mirror image (flips x shifts, 10 views)
+    both = views + [v.flip(-1) for v in views]
+    want = sum(model(v).softmax(-1) for v in both) / 10
+    got = predict_logits(model, x, ("hflip", "shift")).exp()
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)

@@ -123,23 +123,27 @@ def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 
 ONE_PIXEL = ((1, 0), (-1, 0), (0, 1), (0, -1))
-TTA_VIEWS: dict[str, Callable[[torch.Tensor], list[torch.Tensor]]] = {
-    "hflip": lambda x: [x.flip(-1)],
-    "vflip": lambda x: [x.flip(-2)],
-    "shift": lambda x: [shifted(x, dy, dx) for dy, dx in ONE_PIXEL],
-}  # test-time augmentation name -> the extra views of a batch
+TTA_FLIPS = {"hflip": -1, "vflip": -2}  # test-time flip name -> flipped image dim
+TTA_VIEWS = (*TTA_FLIPS, "shift")  # the names a recipe's train.tta may hold
+
+
+def tta_views(x: torch.Tensor, tta: tuple[str, ...]) -> list[torch.Tensor]:
+    """The test-time views of a batch: each of (x and its named flips) taken as is and, with
+    "shift", moved one pixel in each of the four directions (flips x shifts, as Krizhevsky et
+    al. 2012 averaged over flips and crops); the first view is x itself."""
+    flipped = [x] + [x.flip(TTA_FLIPS[n]) for n in tta if n in TTA_FLIPS]
+    if "shift" not in tta:
+        return flipped
+    return [v for f in flipped for v in (f, *(shifted(f, dy, dx) for dy, dx in ONE_PIXEL))]
 
 
 def predict_logits(model: nn.Module, x: torch.Tensor, tta: tuple[str, ...] = ()) -> torch.Tensor:
     """The model's logits for ``x``; with test-time augmentation (``tta``, e.g. ``("hflip",)``)
-    the log of the class probabilities averaged over the original and each extra view
-    (`TTA_VIEWS`: flips, as Krizhevsky et al. 2012 averaged predictions over flips and crops;
-    "shift": the four one-pixel translations), usable wherever logits are."""
-    outputs = model(x)
+    the log of the class probabilities averaged over the views of `tta_views`, usable wherever
+    logits are."""
     if not tta:
-        return outputs
-    views = [v for name in tta for v in TTA_VIEWS[name](x)]
-    logps = [outputs.log_softmax(-1)] + [model(v).log_softmax(-1) for v in views]
+        return model(x)
+    logps = [model(v).log_softmax(-1) for v in tta_views(x, tta)]
     return torch.logsumexp(torch.stack(logps), 0) - math.log(len(logps))
 
 
