@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -117,3 +118,18 @@ def test_run_without_checkpoint_or_with_too_few_for_pca(runs, tmp_path: Path, ca
     assert "found no checkpoint" in capsys.readouterr().err
     assert main(["landscape", str(runs["b"]), "--directions", "pca"]) == 1
     assert "at least 3 checkpoints" in capsys.readouterr().err
+
+
+def test_bn_stats_far_out_counts_the_points_without_a_finite_loss(runs, capsys) -> None:
+    """--bn-stats moves running variances along filter-normalized directions; far enough out
+    some turn negative and the loss is NaN there: counted per split and said in one line."""
+    args = ["landscape", str(runs["b"]), "--line", "--grid", "9", "--range", "20",
+            "--examples", "30", "--split", "test", "--bn-stats", "--biasbn", "filter"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    stem = "line-filter-eval-seed0-biasbn-filter-bnstats"  # distinct from the plain line
+    row = summary(runs["b"], stem)["splits"]["test"]
+    arrays = np.load(runs["b"] / "landscape" / f"{stem}.npz")
+    losses = np.concatenate([arrays[k].ravel() for k in arrays.files if "loss" in k])
+    assert row["non_finite_points"] == int((~np.isfinite(losses)).sum()) > 0
+    assert "running variance below 0" in out

@@ -218,7 +218,10 @@ def output_stem(opts: LandscapeOptions) -> str:
     """The file name stem in RUN_DIR/landscape/, distinct for distinct settings."""
     if opts.mode == "interpolate":
         return f"interpolate-{Path(opts.other).name}-{opts.bn}"
-    return f"{opts.mode}-{opts.directions}-{opts.bn}-seed{opts.seed}"
+    stem = f"{opts.mode}-{opts.directions}-{opts.bn}-seed{opts.seed}"
+    if opts.biasbn != "ignore":
+        stem += f"-biasbn-{opts.biasbn}"
+    return stem + ("-bnstats" if opts.bn_stats else "")
 
 
 def run_landscape(
@@ -290,11 +293,15 @@ def _write_outputs(
                "pictures": [str(p) for p in pictures], "evaluator": surface.evaluator,
                "seconds": round(surface.seconds, 2),
                "grid": opts.grid, "range": [float(surface.axes[0][0]), float(surface.axes[0][-1])],
+               "bn_stats": opts.bn_stats,
                "splits": {}}  # fmt: skip
     for split, loss in surface.loss.items():
         acc = surface.acc[split]
-        row = {"min_loss": float(np.nanmin(loss)), "max_loss": float(np.nanmax(loss)),
-               "centre_loss": _at_centre(surface, loss)}  # fmt: skip
+        finite = np.isfinite(loss)
+        row = {"min_loss": float(np.min(loss[finite])) if finite.any() else None,
+               "max_loss": float(np.max(loss[finite])) if finite.any() else None,
+               "centre_loss": _at_centre(surface, loss),
+               "non_finite_points": int((~finite).sum())}  # fmt: skip
         if surface.kind == "interpolation":
             alpha = surface.axes[0]
             inside = (alpha >= 0) & (alpha <= 1)
@@ -323,13 +330,17 @@ def _at_centre(surface: Surface, loss: np.ndarray) -> float | None:
     return float(loss[i] if loss.ndim == 1 else loss[i, i])
 
 
+def _num(value: float | None) -> str:
+    return "none finite" if value is None else f"{value:.4g}"
+
+
 def describe(summary: dict[str, Any]) -> str:
     """A few lines for the terminal: per split the loss range (and, for an interpolation, the
     ends and the barrier between them), which evaluator ran, where the files are."""
     lines = [f"{summary['kind']}: grid {summary['grid']} over {summary['range']}, "
              f"{summary['seconds']} s"]  # fmt: skip
     for split, row in summary["splits"].items():
-        text = f"  {split}: loss {row['min_loss']:.4g}..{row['max_loss']:.4g}"
+        text = f"  {split}: loss {_num(row['min_loss'])}..{_num(row['max_loss'])}"
         if row.get("centre_loss") is not None:
             text += f", at the model {row['centre_loss']:.4g}"
         if "loss_at_0" in row:
@@ -337,6 +348,11 @@ def describe(summary: dict[str, Any]) -> str:
                      f"{row['max_loss_between']:.4g}, lowest accuracy between "
                      f"{100 * row['min_acc_between']:.2f}%")  # fmt: skip
         lines.append(text + f"  [{summary['evaluator'][split]}]")
+        if row.get("non_finite_points"):
+            why = (" (--bn-stats moved a BatchNorm running variance below 0 there)"
+                   if summary.get("bn_stats") else "")  # fmt: skip
+            lines.append(f"    {row['non_finite_points']} points gave a NaN/Inf loss{why}; "
+                         "they are blank in the pictures")  # fmt: skip
     if "pca_explained_variance_ratio" in summary:
         ratios = ", ".join(f"{100 * r:.1f}%" for r in summary["pca_explained_variance_ratio"])
         lines.append(f"  PCA directions explain {ratios} of the trajectory's variance")
