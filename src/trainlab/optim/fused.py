@@ -288,7 +288,7 @@ def adam_kernel(
             assert g is not None
             torch._foreach_copy_(b.grad_views, grads[lo:hi])
             if l2:
-                _add_params(g, b.grad_views, params[lo:hi], pf, l2)
+                _axpy(g, b.grad_views, pf, params[lo:hi], l2)
             m, v = b.flats[0], b.flats[1]
             v_hat = b.flats[2] if ams else v
         else:
@@ -318,21 +318,23 @@ def adam_kernel(
                 torch._foreach_lerp_(targets[lo:hi], b.tmp_views, decay)
             continue
         if decay:
-            _add_params(tf, targets[lo:hi], params[lo:hi], pf, -decay)
-        if tf is not None:
-            tf.add_(tmp, alpha=-step)
-        else:
-            torch._foreach_add_(targets[lo:hi], b.tmp_views, alpha=-step)
+            _axpy(tf, targets[lo:hi], pf, params[lo:hi], -decay)
+        _axpy(tf, targets[lo:hi], tmp, b.tmp_views, -step)
 
 
-def _add_params(
-    flat: Tensor | None, views: list[Tensor], params: list[Tensor], pf: Tensor | None, alpha: float
+def _axpy(
+    dst: Tensor | None,
+    dst_views: list[Tensor],
+    src: Tensor | None,
+    src_views: list[Tensor],
+    alpha: float,
 ) -> None:
-    """``views += alpha * params``: one op when both are flat (``flat``, ``pf``), else foreach."""
-    if flat is not None and pf is not None:
-        flat.add_(pf, alpha=alpha)
+    """``dst += alpha * src`` over a packed bucket: one op when both sides are available as flat
+    tensors (``dst``, ``src``: the homed parameters may not be), else one per tensor."""
+    if dst is not None and src is not None:
+        dst.add_(src, alpha=alpha)
     else:
-        torch._foreach_add_(views, params, alpha=alpha)
+        torch._foreach_add_(dst_views, src_views, alpha=alpha)
 
 
 def compiled_pass(
@@ -413,7 +415,7 @@ def sgd_kernel(
             assert g is not None
             torch._foreach_copy_(b.grad_views, grads[lo:hi])
             if l2:
-                _add_params(g, b.grad_views, params[lo:hi], pf, l2)
+                _axpy(g, b.grad_views, pf, params[lo:hi], l2)
         else:
             g = grads[lo]
             if l2:
@@ -432,11 +434,9 @@ def sgd_kernel(
                 d = buf
         else:
             d = g
-        if packed and pf is not None and targets is params:
-            pf.add_(d, alpha=-lr)
-        elif packed:
+        if packed:
             views = b.grad_views if d is g else b.tmp_views if d is tmp else trace[lo:hi]
-            torch._foreach_add_(targets[lo:hi], views, alpha=-lr)
+            _axpy(pf if targets is params else None, targets[lo:hi], d, views, -lr)
         else:
             targets[lo].add_(d, alpha=-lr)
 
