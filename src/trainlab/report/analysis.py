@@ -23,7 +23,8 @@ from typing import Any
 REPORT_FILE = "report.html"
 
 
-def _load(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None if it is missing or unreadable."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -85,17 +86,17 @@ def analysis_body(run_dir: Path, table: Callable, img: Callable) -> str:
     """The section's HTML (``table(header, rows)`` and ``img(png, alt)`` from the report)."""
     parts = []
     for path in sorted((run_dir / "landscape").glob("*.json")):
-        data = _load(path)
+        data = read_json(path)
         if isinstance(data, dict):
             parts.append(_landscape(path, data, run_dir, table, img))
-    sharp = _load(run_dir / "sharpness.json")
+    sharp = read_json(run_dir / "sharpness.json")
     if isinstance(sharp, dict):
         parts.append(_sharpness(sharp, table))
-    fge = _load(run_dir / "fge.json")
+    fge = read_json(run_dir / "fge.json")
     if isinstance(fge, dict):
         parts.append(_fge(fge, table))
     for path in sorted((run_dir / "connections").glob("*.json")):
-        data = _load(path)
+        data = read_json(path)
         if isinstance(data, dict):
             parts.append(_connection(path, data, run_dir, table, img))
     if not parts:

@@ -23,7 +23,7 @@ import numpy as np
 from trainlab.diagnose.probe_file import PROBES_FILE, load_probes
 from trainlab.diagnose.verdicts import find_verdicts, weight_params
 from trainlab.report import probe_plots
-from trainlab.report.analysis import REPORT_FILE, analysis_body
+from trainlab.report.analysis import REPORT_FILE, analysis_body, read_json
 from trainlab.report.curves import plot_curves
 
 __all__ = ["SECTIONS", "NotARunError", "build_report", "write_report"]
@@ -74,10 +74,6 @@ def _check_run_dir(run_dir: Path) -> None:
         )
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def _records(path: Path) -> list[dict]:
     lines = path.read_text().splitlines() if path.is_file() else []
     return [json.loads(line) for line in lines if line.strip()]
@@ -120,7 +116,7 @@ def _section(sid: str, title: str, body: str) -> str:
 
 
 def _summary(run_dir: Path, records: list[dict]) -> str:
-    result = _read_json(run_dir / "result.json")
+    result = read_json(run_dir / "result.json")
     epochs = [r for r in records if r.get("kind") == "epoch"]
     parts = []
     if result is None:
@@ -140,7 +136,7 @@ def _evidence(evidence: dict[str, Any]) -> str:
 
 
 def _verdicts(records: list[dict], probes: dict[str, Any] | None, run_dir: Path) -> str:
-    verdicts = _read_json(run_dir / "verdicts.json")
+    verdicts = read_json(run_dir / "verdicts.json")
     if verdicts is None:  # a run from before verdicts existed: compute them now
         verdicts = [v.as_dict() for v in find_verdicts(records, probes)]
     if not verdicts:
@@ -239,7 +235,7 @@ def build_report(run_dir: Path) -> str:
     _check_run_dir(run_dir)
     records = _records(run_dir / "metrics.jsonl")
     probes = load_probes(run_dir / PROBES_FILE) if (run_dir / PROBES_FILE).is_file() else None
-    data = _read_json(run_dir / "data.json")
+    data = read_json(run_dir / "data.json")
     data_text = None if data is None else json.dumps(data, indent=1)
     if data_text is not None and len(data_text) > 4000:
         data_text = data_text[:4000] + "\n... (truncated; see data.json)"
