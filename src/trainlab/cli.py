@@ -15,7 +15,7 @@ from rich.console import Console
 from trainlab.config import Recipe, RecipeError, load_recipe
 from trainlab.data import DATASETS, DataNotFoundError, UnknownDatasetError, dataset_info
 from trainlab.evaluation import describe_metrics
-from trainlab.runner import RunStopped, resume_run, train_recipe
+from trainlab.runner import RunResult, RunStopped, resume_run, train_recipe
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -33,14 +33,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     ensemble = _ensemble_recipe(args)
     if ensemble is not None:
         return _train_ensemble(ensemble, args, err)
+    quiet = args.quiet or args.json
     if args.resume:
-        result = resume_run(Path(args.resume), quiet=args.quiet or args.json, console=err)
+        result = resume_run(Path(args.resume), quiet=quiet, console=err)
     else:
         recipe = load_recipe(_recipe_path(args.recipe), args.set)
-        result = train_recipe(recipe, quiet=args.quiet or args.json, console=err)
+        result = _train_or_resume(recipe, args.run_dir, quiet, err)
     if args.json:
         print(json.dumps(result.summary()))
         return 0
+    if result.recorded:
+        err.print(f"{result.run_dir} had already finished; its recorded result:", markup=False,
+                  highlight=False)  # fmt: skip
     from trainlab.diagnose.verdicts import format_verdicts
 
     print(format_verdicts(result.verdicts))
@@ -52,6 +56,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"({result.epochs} epochs, {result.train_seconds:.1f} s of training)  {result.run_dir}"
     )
     return 0
+
+
+def _train_or_resume(recipe: Recipe, run_dir: str | None, quiet: bool, err: Console) -> RunResult:
+    """Train `recipe` in a new run directory, or in `run_dir`: started there if it is new,
+    resumed (or its recorded result shown) if it already holds this recipe's run."""
+    if run_dir is None:
+        return train_recipe(recipe, quiet=quiet, console=err)
+    path = Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise RecipeError(f"--run-dir {path}: a file, expected a directory")
+    if not (path / "recipe.yaml").is_file():
+        return train_recipe(recipe, quiet=quiet, console=err, run_dir=path)
+    if load_recipe(path / "recipe.yaml") != recipe:
+        raise RecipeError(
+            f"--run-dir {path} holds a run of another recipe; expected the same recipe "
+            "(or --resume to continue it, or a new directory)"
+        )
+    return resume_run(path, quiet=quiet, console=err)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -209,6 +231,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def cmd_sharpness(args: argparse.Namespace) -> int:
+    from trainlab.durable import write_json
     from trainlab.landscape.runs import report_json, run_sharpness_report
     from trainlab.report.analysis import refresh_report
 
@@ -217,7 +240,7 @@ def cmd_sharpness(args: argparse.Namespace) -> int:
         trace_samples=args.trace_samples,
     )  # fmt: skip
     out = Path(args.run_dir) / "sharpness.json"
-    out.write_text(json.dumps(report_json(report), indent=2) + "\n")
+    write_json(out, report_json(report), indent=2)
     refresh_report(args.run_dir)
     print(report.summary())
     print(f"written: {out}")
@@ -280,7 +303,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("recipe", nargs="?", help="recipe YAML file or bundled name (trainlab recipes)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe field, e.g. --set optimizer.lr=0.05")  # fmt: skip
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run from its last usable checkpoint; on a "
+                   "finished run, print its recorded result and exit 0")  # fmt: skip
+    t.add_argument("--run-dir", metavar="DIR",
+                   help="train in DIR: start there if new, else resume the run it holds. "
+                   "For a job scheduler (SLURM --requeue, spot instances): launch the same "
+                   "command, e.g. `trainlab train R.yaml --run-dir runs/job42 --quiet`, "
+                   "every time; a killed run continues, a finished one exits 0")  # fmt: skip
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print the result as one JSON line")
     t.set_defaults(func=cmd_train)

@@ -9,7 +9,7 @@ cost measured by ``bench/probes.py``.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +17,40 @@ from rich.console import Console
 
 from trainlab.config import RecipeError
 from trainlab.diagnose.loss_watch import LossWatch
-from trainlab.diagnose.probe_file import PROBES_FILE, load_probes, merge_summaries, save_probes
+from trainlab.diagnose.probe_file import PROBES_FILE, merge_summaries, read_probes, save_probes
 from trainlab.diagnose.probes import Probes
 from trainlab.diagnose.verdicts import Verdict, find_verdicts, format_verdicts
+from trainlab.durable import write_json
 from trainlab.experiment import Experiment
 from trainlab.report import write_report
+from trainlab.report.analysis import REPORT_FILE, read_json
 from trainlab.train.metrics_log import append_jsonl, read_jsonl
 
-__all__ = ["RunDiagnosis", "make_probes"]
+__all__ = ["VERDICTS_FILE", "RunDiagnosis", "make_probes", "repair_finished"]
+
+VERDICTS_FILE = "verdicts.json"
+
+
+def repair_finished(run_dir: Path, report: bool, warn: Callable[[str], None]) -> list[Verdict]:
+    """A finished run's verdicts, rebuilding verdicts.json (and report.html when the recipe
+    asks for one) if a kill or a user removed or damaged them; one ``warn`` line each."""
+    rows = read_json(run_dir / VERDICTS_FILE)
+    if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
+        try:
+            verdicts = [Verdict(**r) for r in rows]
+        except TypeError:
+            verdicts = None
+    else:
+        verdicts = None
+    if verdicts is None:
+        warn(f"{VERDICTS_FILE} is missing or damaged: rebuilt from metrics.jsonl and probes")
+        summary = read_probes(run_dir / PROBES_FILE)
+        verdicts = find_verdicts(read_jsonl(run_dir / "metrics.jsonl"), summary)
+        write_json(run_dir / VERDICTS_FILE, [v.as_dict() for v in verdicts], indent=2, default=str)
+    if report and not (run_dir / REPORT_FILE).is_file():
+        warn(f"{REPORT_FILE} is missing: rebuilt")
+        write_report(run_dir)
+    return verdicts
 
 
 def make_probes(exp: Experiment) -> Probes | None:
@@ -56,11 +82,15 @@ class RunDiagnosis:
     def callbacks(self) -> list[Any]:
         return [self.watch] if self.probes is None else [self.probes, self.watch]
 
-    def resume(self, run_dir: Path, step: int) -> None:
-        """Continue from checkpoint ``step``: keep the probe rows saved up to it."""
-        self.start_step = step
-        path = run_dir / PROBES_FILE
-        self._before = load_probes(path) if step > 0 and path.is_file() else None
+    def resume(self, run_dir: Path, step: int, warn: Callable[[str], None] = print) -> None:
+        """Continue from checkpoint ``step``: keep the probe rows saved up to it. A missing or
+        damaged probes.json costs those rows (one ``warn`` line), not the run."""
+        self.start_step, self._before = step, None
+        if step == 0 or self.probes is None:
+            return
+        self._before = read_probes(run_dir / PROBES_FILE)
+        if self._before is None:
+            warn(f"{PROBES_FILE} is missing or damaged: the probes restart at step {step}")
 
     def save_probes(self, run_dir: Path) -> dict[str, Any] | None:
         """Write probes.json (called at every checkpoint and at the end); return the summary."""
@@ -88,8 +118,7 @@ class RunDiagnosis:
         verdicts on ``console``."""
         summary = self.save_probes(run_dir)
         verdicts = find_verdicts(read_jsonl(run_dir / "metrics.jsonl"), summary)
-        rows = [v.as_dict() for v in verdicts]
-        (run_dir / "verdicts.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
+        write_json(run_dir / VERDICTS_FILE, [v.as_dict() for v in verdicts], indent=2, default=str)
         if console is not None:
             console.print(format_verdicts(verdicts), markup=False, highlight=False)
         if self.write_html:

@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from trainlab.data import TensorSplit
+from trainlab.durable import replacing
 from trainlab.experiment import Experiment
 from trainlab.nn.multitask import MultiTaskLoss, task_accuracies
 from trainlab.train import evaluate
@@ -53,7 +54,9 @@ def final_metrics(exp: Experiment) -> dict[str, Any]:
 def save_final_weights(model: nn.Module, run_dir: Path) -> Path:
     """The model's final weights (what the test metrics measured) as run_dir/model.safetensors."""
     path = run_dir / FINAL_WEIGHTS
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(path))
+    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    with replacing(path) as tmp:
+        save_file(weights, str(tmp))
     return path
 
 

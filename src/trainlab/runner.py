@@ -3,7 +3,6 @@ with checkpoints, evaluate on the test split once at the end, and resume interru
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -17,10 +16,12 @@ from rich.console import Console
 
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
 from trainlab.diagnose.verdicts import Verdict
-from trainlab.diagnosis import RunDiagnosis
+from trainlab.diagnosis import RunDiagnosis, repair_finished
+from trainlab.durable import write_json, write_text
 from trainlab.evaluation import final_metrics, save_final_weights
 from trainlab.experiment import Experiment, build
 from trainlab.report import plot_curves
+from trainlab.report.analysis import read_json
 from trainlab.train import (
     Interrupted,
     NonFiniteLossError,
@@ -28,11 +29,21 @@ from trainlab.train import (
     evaluate,
     fit,
     latest_checkpoint,
-    load_checkpoint,
     save_checkpoint,
 )
-from trainlab.train.metrics_log import MetricsLog, append_jsonl, read_jsonl, truncate_after
+from trainlab.train.checkpoint import restore, usable_checkpoint
+from trainlab.train.metrics_log import (
+    MetricsLog,
+    append_jsonl,
+    count_lines,
+    read_jsonl,
+    truncate_after,
+    truncate_to,
+)
 from trainlab.train.progress import ProgressBar
+
+RESULT_FILE = "result.json"
+METRICS_LINES = "metrics_lines"  # checkpoint entry: whole lines of metrics.jsonl at that step
 
 
 class RunStopped(RuntimeError):
@@ -56,6 +67,7 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)  # evaluation.final_metrics
     experiment: Experiment | None = field(default=None, repr=False)  # what was trained
     verdicts: list[Verdict] = field(default_factory=list)
+    recorded: bool = False  # read back from a finished run's result.json, not trained now
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -112,29 +124,93 @@ def train_recipe(
     diagnosis = RunDiagnosis(exp)  # a bad probe layer name fails before the run directory
     run_dir = run_dir or new_run_dir(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
-    (run_dir / "data.json").write_text(json.dumps(exp.notes) + "\n")
+    write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
+    write_json(run_dir / "data.json", exp.notes)
     return _train(exp, run_dir, Position(), quiet, console, diagnosis)
 
 
-def resume_run(run_dir: Path, *, quiet: bool = False, console: Console | None = None) -> RunResult:
-    """Continue the run in `run_dir` from its last checkpoint (same recipe, same seed)."""
+def resume_run(
+    run_dir: Path,
+    *,
+    quiet: bool = False,
+    console: Console | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Continue the run in `run_dir` from its last usable checkpoint (same recipe, same seed).
+
+    Resuming is idempotent: a finished run is not trained again; its recorded result comes
+    back (`RunResult.recorded`), with verdicts.json and report.html rebuilt if missing. What
+    a kill can damage is repaired with one `warn` line each: a damaged newest checkpoint
+    falls back to the one before it, damaged probes restart, and with no usable checkpoint
+    the run starts over."""
+    warn = warn or _warner(console, quiet)
     if not (run_dir / "recipe.yaml").is_file():
         raise RecipeError(f"--resume {run_dir}: not a run directory (no recipe.yaml)")
-    if (run_dir / "result.json").is_file():
-        raise RecipeError(f"--resume {run_dir}: this run already finished (see result.json)")
-    exp = build(load_recipe(run_dir / "recipe.yaml"))
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    recorded = recorded_result(run_dir, warn)
+    if recorded is not None:
+        recorded.verdicts = repair_finished(run_dir, recipe.diagnose.report, warn)
+        return recorded
+    exp = build(recipe)
     diagnosis = RunDiagnosis(exp)
-    position = Position()
-    checkpoint = latest_checkpoint(run_dir / "checkpoints")
-    if checkpoint is not None:
-        position, extra = load_checkpoint(checkpoint, exp.model, exp.optimizer)
-        for name, component in exp.stateful.items():
-            if name in extra:  # checkpoints from before a component existed lack its state
-                component.load_state_dict(extra[name])
-    truncate_after(run_dir / "metrics.jsonl", position.step)
-    diagnosis.resume(run_dir, position.step)
+    write_json(run_dir / "data.json", exp.notes)  # a kill may have come before it was written
+    position = _restore_latest(exp, run_dir, warn)
+    diagnosis.resume(run_dir, position.step, warn)
     return _train(exp, run_dir, position, quiet, console, diagnosis)
+
+
+def _warner(console: Console | None, quiet: bool) -> Callable[[str], None]:
+    """One `warning: ...` line on stderr (warnings are shown even with --quiet)."""
+    err = console or Console(stderr=True)
+
+    def warn(line: str) -> None:
+        err.print(f"warning: {line}", markup=False, highlight=False)
+
+    return warn
+
+
+def _restore_latest(exp: Experiment, run_dir: Path, warn: Callable[[str], None]) -> Position:
+    """Load the newest usable checkpoint into the experiment and cut metrics.jsonl back to
+    what it had then; with none, start over (saying so if there was anything to lose)."""
+    metrics = run_dir / "metrics.jsonl"
+    ckpt = usable_checkpoint(run_dir / "checkpoints", warn)
+    if ckpt is None:
+        if count_lines(metrics) > 0:
+            warn(f"{run_dir}: no usable checkpoint; starting the run over")
+        truncate_to(metrics, 0)
+        return Position()
+    position, extra = restore(ckpt, exp.model, exp.optimizer)
+    for name, component in exp.stateful.items():
+        if name in extra:  # checkpoints from before a component existed lack its state
+            component.load_state_dict(extra[name])
+    lines = extra.get(METRICS_LINES)
+    if lines is None:  # a checkpoint from before line counts were saved
+        truncate_after(metrics, position.step)
+    else:
+        if count_lines(metrics) < lines:
+            warn(f"metrics.jsonl has {count_lines(metrics)} lines, checkpoint {ckpt.path.name} "
+                 f"expected {lines}: the missing rows cannot be regenerated")  # fmt: skip
+        truncate_to(metrics, lines)
+    return position
+
+
+def recorded_result(run_dir: Path, warn: Callable[[str], None]) -> RunResult | None:
+    """The result a finished run recorded in result.json, or None if it has not finished (a
+    damaged result.json counts as not finished: the run is resumed to write it again)."""
+    path = run_dir / RESULT_FILE
+    if not path.is_file():
+        return None
+    summary = read_json(path)
+    needed = ("test_loss", "test_acc", "train_seconds", "epochs")
+    if not isinstance(summary, dict) or any(k not in summary for k in needed):
+        warn(f"{path} is damaged: resuming to measure the result again")
+        return None
+    metrics = {k: v for k, v in summary.items() if k not in (*needed, "run_dir")}
+    history = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("kind") == "epoch"]
+    return RunResult(
+        run_dir, summary["test_loss"], summary["test_acc"], summary["train_seconds"],
+        summary["epochs"], history, metrics, recorded=True,
+    )  # fmt: skip
 
 
 def _train(
@@ -147,7 +223,8 @@ def _train(
 ) -> RunResult:
     cfg = exp.recipe.train
     metrics = run_dir / "metrics.jsonl"
-    callbacks: list = [MetricsLog(metrics, cfg.log_every)]
+    log = MetricsLog(metrics, cfg.log_every)
+    callbacks: list = [log]
     callbacks.extend(exp.callbacks)
     callbacks.extend(diagnosis.callbacks)
     bar = None if quiet else ProgressBar(cfg.epochs, console)
@@ -155,10 +232,12 @@ def _train(
         callbacks.append(bar)
 
     def checkpoint(pos: Position) -> None:
+        # probes first: rows past the checkpoint are dropped on resume, missing ones are lost
+        diagnosis.save_probes(run_dir)
         extra = {name: component.state_dict() for name, component in exp.stateful.items()}
+        extra[METRICS_LINES] = log.sync()
         keep = exp.recipe.train.keep_checkpoints
         save_checkpoint(run_dir / "checkpoints", exp.model, exp.optimizer, pos, extra, keep)
-        diagnosis.save_probes(run_dir)
 
     def on_stop(err: BaseException) -> None:
         if isinstance(err, NonFiniteLossError):
@@ -172,6 +251,7 @@ def _train(
         _stopped_runs(run_dir, on_stop),
         _closing(bar),
         _closing(diagnosis),
+        _closing(log),
     ):
         position = fit(
             exp.model, exp.loader, exp.optimizer, exp.loss_fn, epochs=cfg.epochs,
@@ -188,7 +268,7 @@ def _train(
 
 
 @contextmanager
-def _closing(thing: ProgressBar | RunDiagnosis | None) -> Iterator[None]:
+def _closing(thing: ProgressBar | RunDiagnosis | MetricsLog | None) -> Iterator[None]:
     """Stop the progress display (restoring the terminal cursor) or remove the probes' hooks
     however training ends."""
     try:
@@ -217,7 +297,8 @@ def _stopped_runs(run_dir: Path, on_stop: Callable[[BaseException], None]) -> It
 
 
 def _finish(exp: Experiment, run_dir: Path, position: Position) -> RunResult:
-    """The one evaluation on the test split, result.json and the curves PNG."""
+    """The one evaluation on the test split, the curves PNG and result.json (the last file of
+    the training: a run with a readable result.json has finished)."""
     test_loss, test_acc = evaluate(
         exp.model, exp.test, exp.loss_fn, exp.recipe.data.eval_batch_size,
         exp.recipe.train.channels_last, tuple(exp.recipe.train.tta),
@@ -230,5 +311,5 @@ def _finish(exp: Experiment, run_dir: Path, position: Position) -> RunResult:
     test_line = {"kind": "test", "step": position.step, "test_loss": test_loss}
     append_jsonl(run_dir / "metrics.jsonl", {**test_line, "test_acc": test_acc, **result.metrics})
     plot_curves(read_jsonl(run_dir / "metrics.jsonl"), run_dir / "curves.png", exp.recipe.name)
-    (run_dir / "result.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    write_json(run_dir / RESULT_FILE, result.summary(), indent=2)
     return result

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from trainlab.diagnose.probes import nice_ceil
+from trainlab.durable import save_figure
 from trainlab.init import INITIALIZERS, Initializer, get_initializer
 from trainlab.names import closest_name_error
 from trainlab.nn.activations import ACTIVATIONS, make_activation
@@ -148,5 +149,5 @@ def save_histograms(stats: list[dict[str, Any]], path: str | Path, title: str = 
         left=0.02, right=0.98, bottom=0.14, top=0.72 if title else 0.82, wspace=0.15
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     return path

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from trainlab.data import InMemoryLoader
+from trainlab.durable import save_figure
 from trainlab.train.loop import NonFiniteLossError, train_step
 from trainlab.train.losses import LossFn
 
@@ -381,5 +382,5 @@ def plot_lr_find(result: LrFindResult, path: str | Path) -> Path:
     ax.set_ylabel("loss")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=100)
+    save_figure(fig, path, format="png", dpi=100)
     return path

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["load_probes", "merge_summaries", "save_probes"]
+from trainlab.durable import write_json
+
+__all__ = ["load_probes", "merge_summaries", "read_probes", "save_probes"]
 
 PROBES_FILE = "probes.json"
 _SERIES = ("mean", "std", "hist", "dead_fraction", "saturated_fraction")
@@ -46,8 +48,7 @@ def _array(value: Any) -> np.ndarray | None:
 
 def save_probes(summary: dict[str, Any], path: Path) -> Path:
     """Write a :meth:`Probes.summary` as strict JSON (NaN and Inf as null)."""
-    path.write_text(json.dumps(_to_json(summary), separators=(",", ":")) + "\n")
-    return path
+    return write_json(path, _to_json(summary), separators=(",", ":"))
 
 
 def load_probes(path: Path) -> dict[str, Any]:
@@ -62,6 +63,14 @@ def load_probes(path: Path) -> dict[str, Any]:
         for key in _PARAM_SERIES:
             param[key] = _array(param.get(key))
     return raw
+
+
+def read_probes(path: Path) -> dict[str, Any] | None:
+    """probes.json read back, or None when it is missing or damaged (a kill, a full disk)."""
+    try:
+        return load_probes(path)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return None
 
 
 def _cat(old: np.ndarray | None, new: np.ndarray | None, keep: np.ndarray) -> np.ndarray | None:

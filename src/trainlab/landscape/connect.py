@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from trainlab.config import Recipe, RecipeError, describe_error, validate_recipe
 from trainlab.data import TensorSplit
+from trainlab.durable import replacing, save_figure, write_json
 from trainlab.experiment import Experiment
 from trainlab.landscape.curves import (
     Curve,
@@ -166,11 +167,10 @@ def connect_runs(
     out_dir.mkdir(parents=True, exist_ok=True)
     exp = build_trained(a)
     summary = {"out_dir": str(out_dir), **_connect(exp, a, b, options, out_dir, say)}
-    text = json.dumps(summary, indent=2) + "\n"
-    (out_dir / "connect.json").write_text(text)
+    write_json(out_dir / "connect.json", summary, indent=2)
     for run in (a, b):
         (run.run_dir / "connections").mkdir(exist_ok=True)
-        (run.run_dir / "connections" / f"{out_dir.name}.json").write_text(text)
+        write_json(run.run_dir / "connections" / f"{out_dir.name}.json", summary, indent=2)
         refresh_report(run.run_dir)
     return summary
 
@@ -195,7 +195,8 @@ def _connect(
         )  # fmt: skip
         seconds[f"{label}_evaluation"] = time.perf_counter() - start
     curve_p, seg_p = profiles["curve"], profiles["segment"]
-    np.savez(out / "curve.npz", **curve_p.arrays("curve_"), **seg_p.arrays("segment_"))
+    with replacing(out / "curve.npz") as tmp:
+        np.savez(tmp, **curve_p.arrays("curve_"), **seg_p.arrays("segment_"))
     plot_connect(curve_p, seg_p, out / "connect.png", opts.curve)
     summary = _summary(a, b, opts, curve_p, seg_p, len(train), len(bn))
     summary["seconds"] = seconds
@@ -245,9 +246,10 @@ def _trained_curve(
         for i, point in enumerate(curve.points[1:-1], start=1)
         for name, p in zip(names, point, strict=True)
     }
-    save_file(bends, str(out / BENDS))
+    with replacing(out / BENDS) as tmp:
+        save_file(bends, str(tmp))
     losses = [e.loss for e in history]
-    saved.write_text(json.dumps({"options": wanted, "loss": losses, "seconds": seconds}) + "\n")
+    write_json(saved, {"options": wanted, "loss": losses, "seconds": seconds})
     return curve, losses, seconds
 
 
@@ -309,5 +311,5 @@ def plot_connect(curve_p: CurveProfile, seg_p: CurveProfile, path: Path, kind: s
     for ax in (err_ax, loss_ax):
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     return path

@@ -14,7 +14,6 @@ are recomputed over training data before it predicts (as their code does).
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from trainlab.data import InMemoryLoader, TensorSplit
+from trainlab.durable import write_json
 from trainlab.ensembles import ensemble_accuracy
 from trainlab.landscape.curves import has_batchnorm, recompute_batchnorm
 from trainlab.optim import Optimizer, get_optimizer
@@ -148,7 +148,7 @@ def run_fge(run_dir: str | Path, **options: Any) -> dict[str, Any]:
         "member_test_acc": result.member_acc,
         "ensemble_test_acc": result.ensemble_acc,
     }
-    (Path(run_dir) / "fge.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(Path(run_dir) / "fge.json", summary, indent=2)
     refresh_report(run_dir)
     return summary
 

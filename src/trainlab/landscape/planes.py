@@ -16,6 +16,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from trainlab.durable import save_figure
 from trainlab.landscape.directions import plane_directions, state_names, state_of
 from trainlab.landscape.loss import split_batches
 from trainlab.landscape.runs import build_trained, open_run
@@ -65,5 +66,5 @@ def plot_planes(surfaces: dict[str, Surface], path: Path, split: str = "train") 
         ax.clabel(cs, cs.levels[::4], fontsize=7, fmt="%.2g")
         ax.plot([0], [0], "k+", ms=10)
         ax.set(title=f"{label}: {split} loss", xlabel="α (d₁)", ylabel="β (d₂)", aspect="equal")
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     return path

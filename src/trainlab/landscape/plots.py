@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from trainlab.durable import save_figure
 from trainlab.landscape.surface import Surface
 
 
@@ -47,7 +48,7 @@ def plot_contour(
         ax.plot(trajectory[:, 0], trajectory[:, 1], "r.-", lw=1, label="checkpoints")
         ax.legend(loc="upper right", fontsize=8)
     ax.set(title=title or f"{split} loss", xlabel="α (d₁)", ylabel="β (d₂)", aspect="equal")
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     return path
 
 
@@ -64,7 +65,7 @@ def plot_heatmap(surface: Surface, path: Path, split: str, title: str = "") -> P
     image = ax.pcolormesh(alpha, beta, z, shading="nearest", cmap="viridis", norm=norm)
     fig.colorbar(image, ax=ax, label=f"{split} loss")
     ax.set(title=title or f"{split} loss", xlabel="α (d₁)", ylabel="β (d₂)", aspect="equal")
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     return path
 
 
@@ -76,7 +77,7 @@ def plot_surface_3d(surface: Surface, path: Path, split: str, title: str = "") -
     ax = fig.add_subplot(projection="3d")
     ax.plot_surface(aa, bb, surface.loss[split], cmap="viridis", linewidth=0, antialiased=True)
     ax.set(title=title or f"{split} loss", xlabel="α", ylabel="β", zlabel="loss")
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     return path
 
 
@@ -109,5 +110,5 @@ def plot_line(surface: Surface, path: Path, title: str = "", marks: tuple = (0.0
         ax.set(xlabel="α", ylabel=label)
         ax.legend()
     fig.suptitle(title or surface.kind)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     return path

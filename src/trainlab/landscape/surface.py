@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor, nn
 
+from trainlab.durable import replacing
 from trainlab.landscape.directions import state_names, state_of
 from trainlab.landscape.evaluate import (
     EVALUATORS,
@@ -83,9 +83,8 @@ def _fingerprint(vectors: Sequence[Sequence[Tensor]], settings: dict[str, Any]) 
 
 def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write the npz under a temporary name, then rename: a kill never leaves half a file."""
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def _resume(path: Path | None, digest: str) -> dict[str, np.ndarray] | None:

@@ -9,7 +9,6 @@ checkpoints for PCA directions); each problem is one line naming what was expect
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from torch import Tensor
 
 from trainlab.config import RecipeError
 from trainlab.data import TensorSplit
+from trainlab.durable import write_json
 from trainlab.experiment import Experiment
 from trainlab.landscape.directions import (
     filter_normalized_direction,
@@ -311,7 +311,7 @@ def _write_outputs(
         summary["splits"][split] = row
     if "explained_variance_ratio" in extra:
         summary["pca_explained_variance_ratio"] = extra["explained_variance_ratio"].tolist()
-    (out_dir / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out_dir / f"{stem}.json", summary, indent=2)
     return summary
 
 

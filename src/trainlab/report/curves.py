@@ -7,6 +7,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from trainlab.durable import save_figure
+
 
 def _series(records: list[dict], kind: str, x: str, y: str) -> tuple[list, list]:
     rows = [r for r in records if r.get("kind") == kind and r.get(y) is not None]
@@ -34,5 +36,5 @@ def plot_curves(records: list[dict], path: Path, title: str = "") -> Path:
         ax.legend()
     loss_ax.set_yscale("log")
     fig.suptitle(title)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     return path

@@ -20,11 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from trainlab.diagnose.probe_file import PROBES_FILE, load_probes
+from trainlab.diagnose.probe_file import PROBES_FILE, read_probes
 from trainlab.diagnose.verdicts import find_verdicts, weight_params
+from trainlab.durable import write_text
 from trainlab.report import probe_plots
 from trainlab.report.analysis import REPORT_FILE, analysis_body, read_json
 from trainlab.report.curves import plot_curves
+from trainlab.train.metrics_log import read_jsonl
 
 __all__ = ["SECTIONS", "NotARunError", "build_report", "write_report"]
 
@@ -75,8 +77,7 @@ def _check_run_dir(run_dir: Path) -> None:
 
 
 def _records(path: Path) -> list[dict]:
-    lines = path.read_text().splitlines() if path.is_file() else []
-    return [json.loads(line) for line in lines if line.strip()]
+    return read_jsonl(path)
 
 
 def _img(png: bytes | None, alt: str) -> str:
@@ -234,7 +235,7 @@ def build_report(run_dir: Path) -> str:
     run_dir = Path(run_dir)
     _check_run_dir(run_dir)
     records = _records(run_dir / "metrics.jsonl")
-    probes = load_probes(run_dir / PROBES_FILE) if (run_dir / PROBES_FILE).is_file() else None
+    probes = read_probes(run_dir / PROBES_FILE)
     data = read_json(run_dir / "data.json")
     data_text = None if data is None else json.dumps(data, indent=1)
     if data_text is not None and len(data_text) > 4000:
@@ -251,7 +252,9 @@ def build_report(run_dir: Path) -> str:
             "Landscape, sharpness and connectivity",
             analysis_body(run_dir, _table, _img),
         ),  # fmt: skip
-        _text("recipe", "Recipe", (run_dir / "recipe.yaml").read_text(), "No recipe."),
+        _text(
+            "recipe", "Recipe", (run_dir / "recipe.yaml").read_text(errors="replace"), "No recipe."
+        ),
         _text("data", "Data", data_text, "No data.json."),
         _checkpoints(run_dir),
     ]
@@ -269,5 +272,5 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     run_dir = Path(run_dir)
     text = build_report(run_dir)
     out = out or run_dir / REPORT_FILE
-    out.write_text(text, encoding="utf-8")
+    write_text(out, text)
     return out

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trainlab.durable import save_figure
 from trainlab.schedules._types import Schedule
 from trainlab.schedules._validate import check_int
 
@@ -79,5 +80,5 @@ def plot_schedule(
     ax.grid(alpha=0.3)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", dpi=100)
+    save_figure(fig, out, format="png", dpi=100)
     return out

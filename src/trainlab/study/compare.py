@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 
 from trainlab.config import Recipe, RecipeError, apply_overrides, describe_error, validate_recipe
+from trainlab.durable import write_json, write_text
 from trainlab.runner import new_run_dir, train_recipe
 
 
@@ -118,8 +119,8 @@ def compare(
             console.print(f"{name:<10} seed {recipe.seed}  test acc {_pct(row.test_acc)}{sharp}  "
                           f"{row.train_seconds:.1f} s")  # fmt: skip
             rows.append(row)
-    (study / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
-    (study / "table.md").write_text(format_table(rows, spec.seeds) + "\n")
+    write_json(study / "results.json", [asdict(r) for r in rows], indent=2)
+    write_text(study / "table.md", format_table(rows, spec.seeds) + "\n")
     if spec.surface is not None:
         _planes(spec.surface, {name: study / rs[0].name for name, rs in recipes.items()}, study)
         console.print(f"loss planes side by side: {study / 'planes.png'}")

@@ -12,7 +12,6 @@ ordinary run. Both add `ensemble.json` (members' and ensemble's test accuracy)."
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from torch import nn
 
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe, validate_recipe
 from trainlab.data import TensorSplit
+from trainlab.durable import write_json, write_text
 from trainlab.ensembles import combine, member_probabilities
 from trainlab.evaluation import FINAL_WEIGHTS
 from trainlab.experiment import build, data_seed
@@ -83,7 +83,7 @@ def run_ensemble(
         names = [{"name": f"snapshot@{step}", "step": step} for step in snaps.steps]
         return _measure(recipe, result.run_dir, names, snaps.models, result.experiment.test)
     run_dir = run_dir or new_run_dir(recipe)
-    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+    write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
     models, test, names = [], None, []
     for k in range(ens.members):
         console.print(f"member {k + 1}/{ens.members}")
@@ -135,7 +135,7 @@ def _measure(
         _accuracy(pred, test.y), float(nll),
         sum(m["test_acc"] for m in members) / len(members),
     )  # fmt: skip
-    (run_dir / ENSEMBLE_FILE).write_text(json.dumps(result.summary(), indent=2) + "\n")
+    write_json(run_dir / ENSEMBLE_FILE, result.summary(), indent=2)
     return result
 
 

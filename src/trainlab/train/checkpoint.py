@@ -1,13 +1,16 @@
 """Checkpoints: model weights as safetensors, optimizer state, RNG state and the run position.
 
-Each checkpoint is a directory written under a temporary name and renamed into place, and
-`LATEST` names the newest one, so a run killed at any moment leaves its last good checkpoint
-intact. Only the newest `keep` checkpoints are kept."""
+Each checkpoint is a directory written under a temporary name, fsynced and renamed into place
+(`durable.publish_dir`), and `LATEST` names the newest one (an atomic write), so a run killed
+at any moment leaves its last good checkpoint intact. Only the newest `keep` checkpoints are
+kept. Reading checks every file before anything is applied to the model: a damaged checkpoint
+is `CheckpointError`, and `usable_checkpoint` falls back to the one before it."""
 
 from __future__ import annotations
 
-import os
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +18,24 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from trainlab.durable import crash_point, publish_dir, write_text
 from trainlab.train.records import Position
 
+FILES = ("model.safetensors", "optimizer.pt", "state.pt")
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+
+class CheckpointError(RuntimeError):
+    """A checkpoint directory that cannot be read (missing, truncated or corrupt file)."""
+
+
+@dataclass
+class Checkpoint:
+    """A checkpoint read into memory: nothing is applied until `restore`."""
+
+    path: Path
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    state: dict[str, Any]
 
 
 def save_checkpoint(
@@ -39,13 +53,16 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, str(tmp / "model.safetensors"))
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    save_file(weights, str(tmp / FILES[0]))
+    crash_point(f"checkpoint:{FILES[0]}", torn=tmp / FILES[0])
+    torch.save(optimizer.state_dict(), tmp / FILES[1])
+    crash_point(f"checkpoint:{FILES[1]}", torn=tmp / FILES[1])
     state = {"position": position.state_dict(), "rng": torch.get_rng_state(), **(extra or {})}
-    torch.save(state, tmp / "state.pt")
+    torch.save(state, tmp / FILES[2])
+    crash_point(f"checkpoint:{FILES[2]}", torn=tmp / FILES[2])
     shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    _write_text_atomic(directory / "LATEST", name)
+    publish_dir(tmp, final)
+    write_text(directory / "LATEST", name)
     _prune(directory, keep)
     return final
 
@@ -57,11 +74,66 @@ def _prune(directory: Path, keep: int) -> None:
 
 def latest_checkpoint(directory: Path) -> Path | None:
     """The checkpoint LATEST names, else the newest complete one, else None."""
+    found = checkpoints_newest_first(directory)
+    return found[0] if found else None
+
+
+def checkpoints_newest_first(directory: Path) -> list[Path]:
+    """The checkpoint directories under `directory`, the one LATEST names first, then the
+    others from newest to oldest (temporary `.tmp-*` directories are never listed)."""
+    found = sorted((p for p in directory.glob("step-*") if p.is_dir()), reverse=True)
     latest = directory / "LATEST"
-    if latest.is_file() and (directory / latest.read_text().strip()).is_dir():
-        return directory / latest.read_text().strip()
-    found = sorted(directory.glob("step-*"))
-    return found[-1] if found else None
+    named = latest.read_text(errors="replace").strip() if latest.is_file() else ""
+    first = [p for p in found if p.name == named]
+    return first + [p for p in found if p.name != named]
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Read every file of the checkpoint at `path` into memory, or raise CheckpointError
+    naming the file that is missing or damaged."""
+    loaders: dict[str, Callable[[Path], Any]] = {
+        FILES[0]: lambda p: load_file(str(p)),
+        FILES[1]: lambda p: torch.load(p, weights_only=True),
+        FILES[2]: lambda p: torch.load(p, weights_only=True),
+    }
+    parts = []
+    for name, load in loaders.items():
+        file = path / name
+        if not file.is_file():
+            raise CheckpointError(f"{file}: missing")
+        try:
+            parts.append(load(file))
+        except Exception as err:  # a truncated or corrupt file: any reader error
+            raise CheckpointError(f"{file}: unreadable ({type(err).__name__})") from None
+    state = parts[2]
+    if not isinstance(state, dict) or "position" not in state or "rng" not in state:
+        raise CheckpointError(f"{path / FILES[2]}: no position or RNG state")
+    return Checkpoint(path, parts[0], parts[1], state)
+
+
+def usable_checkpoint(
+    directory: Path, warn: Callable[[str], None] = lambda _: None
+) -> Checkpoint | None:
+    """The newest checkpoint under `directory` that reads completely; each damaged one that is
+    skipped gets one `warn` line. None when there is no usable checkpoint."""
+    for path in checkpoints_newest_first(directory):
+        try:
+            return read_checkpoint(path)
+        except CheckpointError as err:
+            warn(f"checkpoint {path.name} is damaged ({err}); trying the one before it")
+    return None
+
+
+def restore(
+    ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[Position, dict[str, Any]]:
+    """Apply a read checkpoint to model, optimizer and the global torch RNG; return the
+    position and any extra state saved with it."""
+    model.load_state_dict(ckpt.weights)
+    optimizer.load_state_dict(ckpt.optimizer)
+    state = dict(ckpt.state)
+    torch.set_rng_state(state.pop("rng"))
+    return Position.from_state_dict(state.pop("position")), state
 
 
 def load_checkpoint(
@@ -69,8 +141,4 @@ def load_checkpoint(
 ) -> tuple[Position, dict[str, Any]]:
     """Restore model, optimizer and the global torch RNG from `path`; return the position and
     any extra state that was saved with it."""
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    state = torch.load(path / "state.pt", weights_only=True)
-    torch.set_rng_state(state.pop("rng"))
-    return Position.from_state_dict(state.pop("position")), state
+    return restore(read_checkpoint(path), model, optimizer)
