@@ -17,7 +17,7 @@ from rich.console import Console
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
 from trainlab.diagnose.verdicts import Verdict
 from trainlab.diagnosis import RunDiagnosis, repair_finished
-from trainlab.durable import write_json, write_text
+from trainlab.durable import crash_point, write_json, write_text
 from trainlab.evaluation import final_metrics, save_final_weights
 from trainlab.experiment import Experiment, build
 from trainlab.report import plot_curves
@@ -299,6 +299,7 @@ def _stopped_runs(run_dir: Path, on_stop: Callable[[BaseException], None]) -> It
 def _finish(exp: Experiment, run_dir: Path, position: Position) -> RunResult:
     """The one evaluation on the test split, the curves PNG and result.json (the last file of
     the training: a run with a readable result.json has finished)."""
+    crash_point("final-evaluation")  # test hook: a kill during the one test evaluation
     test_loss, test_acc = evaluate(
         exp.model, exp.test, exp.loss_fn, exp.recipe.data.eval_batch_size,
         exp.recipe.train.channels_last, tuple(exp.recipe.train.tta),

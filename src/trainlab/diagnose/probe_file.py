@@ -82,12 +82,27 @@ def _cat(old: np.ndarray | None, new: np.ndarray | None, keep: np.ndarray) -> np
     return np.concatenate([old[keep], new])
 
 
+def _rows_upto(old: dict[str, Any], keep: np.ndarray, upto_step: int) -> dict[str, Any]:
+    """``old`` with only its rows at steps ``<= upto_step`` (``keep``)."""
+    out = {**old, "steps": old["steps"][keep], "probes": int(keep.sum())}
+    for group, keys in (("layers", _SERIES), ("params", _PARAM_SERIES)):
+        out[group] = {
+            name: {**entry, **{k: entry[k][keep] for k in keys if entry.get(k) is not None}}
+            for name, entry in old[group].items()
+        }
+    first = old.get("first_nonfinite")
+    out["first_nonfinite"] = first if first and first["step"] <= upto_step else None
+    return out
+
+
 def merge_summaries(old: dict[str, Any], new: dict[str, Any], upto_step: int) -> dict[str, Any]:
     """The rows of ``old`` at steps ``<= upto_step`` (the part of an interrupted run before the
     checkpoint it resumed from) followed by every row of ``new``. Histogram totals add (less
     the dropped old rows, when the old part was never thinned); the first non-finite value is
     the earliest of the two."""
     keep = old["steps"] <= upto_step
+    if len(new["steps"]) == 0:  # resumed at the very end: nothing new was probed
+        return _rows_upto(old, keep, upto_step)
     merged = {**new, "steps": np.concatenate([old["steps"][keep], new["steps"]])}
     merged["probes"] = int(keep.sum()) + new["probes"]
     for group, keys in (("layers", _SERIES), ("params", _PARAM_SERIES)):

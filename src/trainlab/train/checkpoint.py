@@ -68,7 +68,8 @@ def save_checkpoint(
 
 
 def _prune(directory: Path, keep: int) -> None:
-    for old in sorted(directory.glob("step-*"))[:-keep]:
+    """Remove all but the newest `keep` checkpoints, and what killed writers left behind."""
+    for old in [*sorted(directory.glob("step-*"))[:-keep], *directory.glob(".tmp-step-*")]:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -120,7 +121,11 @@ def usable_checkpoint(
         try:
             return read_checkpoint(path)
         except CheckpointError as err:
-            warn(f"checkpoint {path.name} is damaged ({err}); trying the one before it")
+            aside = path.with_name(f"damaged-{path.name}")
+            shutil.rmtree(aside, ignore_errors=True)
+            path.rename(aside)  # out of the step-* list, so pruning never keeps it over a good one
+            warn(f"checkpoint {path.name} is damaged ({err}); moved to {aside.name}, "
+                 "trying the one before it")  # fmt: skip
     return None
 
 
