@@ -190,8 +190,10 @@ def _random_chains(reached: Counter, total: int, seed: int) -> list[list[str]]:
     return chains
 
 
-@pytest.mark.skipif("TRAINLAB_KILL_POINTS" not in os.environ,
-                    reason="long run: set TRAINLAB_KILL_POINTS (and TRAINLAB_KILL_SEED)")  # fmt: skip
+LONG_RUN = "long run: set TRAINLAB_KILL_POINTS (and TRAINLAB_KILL_SEED)"
+
+
+@pytest.mark.skipif("TRAINLAB_KILL_POINTS" not in os.environ, reason=LONG_RUN)
 def test_random_kill_chains_lose_nothing(reference, tmp_path):
     recipe, expected, reached = reference
     total = int(os.environ["TRAINLAB_KILL_POINTS"])
