@@ -43,8 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(json.dumps(result.summary()))
         return 0
     if result.recorded:
-        err.print(f"{result.run_dir} had already finished; its recorded result:", markup=False,
-                  highlight=False)  # fmt: skip
+        print(f"{result.run_dir} had already finished; its recorded result:", file=sys.stderr)
     from trainlab.diagnose.verdicts import format_verdicts
 
     print(format_verdicts(result.verdicts))

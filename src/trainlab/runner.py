@@ -4,6 +4,7 @@ with checkpoints, evaluate on the test split once at the end, and resume interru
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -143,7 +144,7 @@ def resume_run(
     a kill can damage is repaired with one `warn` line each: a damaged newest checkpoint
     falls back to the one before it, damaged probes restart, and with no usable checkpoint
     the run starts over."""
-    warn = warn or _warner(console, quiet)
+    warn = warn or _warn
     if not (run_dir / "recipe.yaml").is_file():
         raise RecipeError(f"--resume {run_dir}: not a run directory (no recipe.yaml)")
     recipe = load_recipe(run_dir / "recipe.yaml")
@@ -159,14 +160,9 @@ def resume_run(
     return _train(exp, run_dir, position, quiet, console, diagnosis)
 
 
-def _warner(console: Console | None, quiet: bool) -> Callable[[str], None]:
-    """One `warning: ...` line on stderr (warnings are shown even with --quiet)."""
-    err = console or Console(stderr=True)
-
-    def warn(line: str) -> None:
-        err.print(f"warning: {line}", markup=False, highlight=False)
-
-    return warn
+def _warn(line: str) -> None:
+    """One `warning: ...` line on stderr, never wrapped (shown even with --quiet)."""
+    print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
 def _restore_latest(exp: Experiment, run_dir: Path, warn: Callable[[str], None]) -> Position:
