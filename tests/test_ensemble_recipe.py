@@ -63,6 +63,10 @@ def test_independent_ensemble_accuracy_is_that_of_hand_averaged_probabilities(
     shutil.rmtree(run / "members" / "1")
     again = run_ensemble(recipe(tmp_path, members=2), run, quiet=True)
     assert again.summary() == result.summary()
+    # resuming a finished ensemble returns what it recorded, training nothing
+    mtime = (run / "ensemble.json").stat().st_mtime_ns
+    assert run_ensemble(recipe(tmp_path, members=2), run, quiet=True) == again
+    assert (run / "ensemble.json").stat().st_mtime_ns == mtime
 
 
 def test_members_share_the_data_and_bagging_resamples(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from trainlab.durable import write_json, write_text
 from trainlab.ensembles import combine, member_probabilities
 from trainlab.evaluation import FINAL_WEIGHTS
 from trainlab.experiment import build, data_seed
+from trainlab.report.analysis import read_json
 from trainlab.runner import new_run_dir, resume_run, train_recipe
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -72,12 +73,18 @@ def run_ensemble(
         raise RecipeError("recipe field ensemble: missing (this recipe trains one model)")
     if recipe.multitask is not None:
         raise RecipeError("recipe field ensemble: not available with multitask (one task only)")
-    if run_dir is not None and (run_dir / ENSEMBLE_FILE).is_file():
-        raise RecipeError(f"--resume {run_dir}: this ensemble already finished ({ENSEMBLE_FILE})")
+    recorded = None if run_dir is None else recorded_ensemble(run_dir)
+    if recorded is not None:  # resuming is idempotent: a finished ensemble is not redone
+        return recorded
     console = console or Console(stderr=True, quiet=quiet)
     if ens.method == "snapshot":
         result = resume_run(run_dir, quiet=quiet, console=console) if run_dir else (
             train_recipe(recipe, quiet=quiet, console=console))  # fmt: skip
+        if result.recorded:  # killed between result.json and ensemble.json
+            raise RecipeError(
+                f"--resume {run_dir}: the run finished but its snapshots, kept in memory, were "
+                "lost before ensemble.json was written; expected a new run of the recipe"
+            )
         assert result.experiment is not None and result.experiment.snapshots is not None
         snaps = result.experiment.snapshots
         names = [{"name": f"snapshot@{step}", "step": step} for step in snaps.steps]
@@ -141,6 +148,15 @@ def _measure(
 
 def _accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
     return int((pred == y).sum()) / max(len(y), 1)  # as `evaluate` counts it
+
+
+def recorded_ensemble(run_dir: Path) -> EnsembleResult | None:
+    """The result a finished ensemble wrote to ensemble.json (None if missing or damaged)."""
+    data = read_json(run_dir / ENSEMBLE_FILE)
+    try:
+        return EnsembleResult(**data) if isinstance(data, dict) else None
+    except TypeError:
+        return None
 
 
 def ensemble_recipe_at(run_dir: Path) -> Recipe | None:
