@@ -12,15 +12,15 @@ member path is ever trusted), and the archive is removed.
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import tarfile
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from trainlab.durable import write_bytes
 
 from .bundle import DataBundle, TensorSplit
 from .errors import DataFormatError, DataNotFoundError
@@ -136,16 +136,6 @@ def _read_archive(path: Path) -> dict[str, bytes]:
         raise DataFormatError(f"{path}: unreadable archive ({err})") from err
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def _extract(archive_path: Path) -> Path:
     """Copy the batches out of the archive into `BATCH_DIR` beside it; remove the archive."""
     try:
@@ -155,7 +145,7 @@ def _extract(archive_path: Path) -> Path:
     batch_dir = archive_path.parent / BATCH_DIR
     batch_dir.mkdir(exist_ok=True)
     for batch, data in contents.items():
-        _write_atomic(batch_dir / batch, data)
+        write_bytes(batch_dir / batch, data)
     return batch_dir
 
 

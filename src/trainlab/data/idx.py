@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainlab.durable import write_bytes
+
 from .errors import DataFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -107,5 +109,4 @@ def write_idx(path: str | Path, array: np.ndarray, *, compress: bool | None = No
     payload = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
     if compress is None:
         compress = path.suffix == ".gz"
-    path.write_bytes(gzip.compress(payload, mtime=0) if compress else payload)
-    return path
+    return write_bytes(path, gzip.compress(payload, mtime=0) if compress else payload)
