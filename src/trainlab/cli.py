@@ -419,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
     except RunStopped as err:
         print(f"stopped: {err}", file=sys.stderr)
         return err.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now; the last checkpoint is kept
+        print("stopped: interrupted (the last checkpoint is kept; --resume continues)",
+              file=sys.stderr)  # fmt: skip
+        return 130
 
 
 if __name__ == "__main__":

@@ -242,24 +242,27 @@ def _train(
         diagnosis.close()
         diagnosis.finish(run_dir, console=None if quiet else console)
 
-    with (
-        interrupt_on_signals() as interrupt,
-        _stopped_runs(run_dir, on_stop),
-        _closing(bar),
-        _closing(diagnosis),
-        _closing(log),
-    ):
-        position = fit(
-            exp.model, exp.loader, exp.optimizer, exp.loss_fn, epochs=cfg.epochs,
-            schedule=exp.schedule, val=exp.val, callbacks=callbacks, position=position,
-            checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
-            checkpoint_every_steps=cfg.checkpoint_every_steps, interrupt=interrupt,
-            eval_batch_size=exp.recipe.data.eval_batch_size, channels_last=cfg.channels_last,
-            penalty=exp.penalty, augment=exp.augment, seed=exp.recipe.seed,
-        )  # fmt: skip
-    diagnosis.log_watch(run_dir)
-    result = _finish(exp, run_dir, position)
-    result.verdicts = diagnosis.finish(run_dir)
+    # The handlers stay on through the final evaluation and files: a Ctrl-C (or SIGTERM) that
+    # comes after the last step lets the run finish its files and exit 0; a second one stops.
+    with interrupt_on_signals() as interrupt:
+        with (
+            _stopped_runs(run_dir, on_stop),
+            _closing(bar),
+            _closing(diagnosis),
+            _closing(log),
+        ):
+            position = fit(
+                exp.model, exp.loader, exp.optimizer, exp.loss_fn, epochs=cfg.epochs,
+                schedule=exp.schedule, val=exp.val, callbacks=callbacks, position=position,
+                checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
+                checkpoint_every_steps=cfg.checkpoint_every_steps, interrupt=interrupt,
+                eval_batch_size=exp.recipe.data.eval_batch_size,
+                channels_last=cfg.channels_last, penalty=exp.penalty, augment=exp.augment,
+                seed=exp.recipe.seed,
+            )  # fmt: skip
+        diagnosis.log_watch(run_dir)
+        result = _finish(exp, run_dir, position)
+        result.verdicts = diagnosis.finish(run_dir)
     return result
 
 

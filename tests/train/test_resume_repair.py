@@ -144,3 +144,43 @@ def test_run_dir_of_another_recipe_is_one_line_error(finished, tmp_path, capsys)
     (tmp_path / "f").write_text("x")
     assert main(["train", str(finished[1]), "--run-dir", str(tmp_path / "f")]) == 1
     assert "a file, expected a directory" in capsys.readouterr().err
+
+
+def _signal_before_finish(monkeypatch, times: int) -> None:
+    """Send SIGINT `times` times to this process right after the last training step."""
+    import os
+    import signal
+
+    import trainlab.runner as runner
+
+    real = runner._finish
+
+    def finish(*args):
+        for _ in range(times):
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args)
+
+    monkeypatch.setattr(runner, "_finish", finish)
+
+
+def test_ctrl_c_after_the_last_step_finishes_the_run_and_exits_0(
+    finished, tmp_path, capsys, monkeypatch
+):
+    _signal_before_finish(monkeypatch, times=1)
+    code = main(["train", str(finished[1]), "--run-dir", str(tmp_path / "run"), "--quiet"])
+    assert code == 0
+    assert (tmp_path / "run" / "result.json").is_file()
+    assert _metrics(tmp_path / "run") == _metrics(finished[0])
+
+
+def test_second_ctrl_c_stops_with_one_line_and_the_run_resumes(
+    finished, tmp_path, capsys, monkeypatch
+):
+    _signal_before_finish(monkeypatch, times=2)
+    run = tmp_path / "run"
+    assert main(["train", str(finished[1]), "--run-dir", str(run), "--quiet"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("stopped: interrupted") and "\n" not in err
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert _metrics(run) == _metrics(finished[0])
