@@ -158,3 +158,16 @@ def test_usage_errors_and_help(capsys) -> None:
     assert run_lab(["nonsense"]) == 2
     assert run_lab(["activation-stats", "--help"]) == 0
     assert "--activation" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_input_histogram_is_not_clipped_to_the_hidden_range(activation) -> None:
+    """The Gaussian input's histogram covers all of it: clipped to tanh's [-1, 1] it once
+    showed a U shape (a third of the mass piled in the two end bins)."""
+    stats = activation_stats(activation, "normal", 0.01, depth=2, width=50, samples=200, seed=0)
+    first = stats[0]
+    assert first["counts"].sum() == 200 * 50
+    x = torch.randn(200, 50, generator=torch.Generator().manual_seed(0))
+    assert first["edges"][0] <= -float(x.abs().max()) * 0.5 and first["edges"][-1] >= 3.0
+    ends = first["counts"][0] + first["counts"][-1]
+    assert ends < 0.01 * first["counts"].sum()  # a bell: almost nothing in the tails

@@ -109,8 +109,10 @@ def activation_stats(
         lo, hi = (0.0, top) if nonneg else (-top, top)
     stats = []
     for i, x in enumerate(layers):
-        # The Gaussian input keeps a symmetric range when the hidden layers are non-negative.
-        a, b = (-hi, hi) if i == 0 and lo == 0 and activation not in _BOUNDED else (lo, hi)
+        # The Gaussian input gets its own symmetric range: clipped to a tanh's [-1, 1] its
+        # tails would pile up in the end bins and the bell would look U-shaped.
+        top_in = nice_ceil(float(x.abs().max()))
+        a, b = (-top_in, top_in) if i == 0 else (lo, hi)
         edges = np.linspace(a, b, bins + 1)
         counts = torch.histc(x.clamp(a, b), bins, a, b)
         stats.append(
@@ -134,10 +136,14 @@ def save_histograms(stats: list[dict[str, Any]], path: str | Path, title: str = 
 
     path = Path(path)
     n = len(stats)
-    fig = Figure(figsize=(max(1.5 * n, 4.0), 2.2))
+    cols = min(n, 6)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(2.3 * cols, 1.9 * rows + 0.5))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, n, squeeze=False)[0]
-    for ax, s in zip(axes, stats, strict=True):
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    for ax, s in zip(axes, stats, strict=False):
         ax.stairs(s["counts"], s["edges"], fill=True, color="tab:blue")
         label = "input" if s["layer"] == 0 else f"layer {s['layer']}"
         ax.set_title(f"{label}\nstd {s['std']:.2g}", fontsize=8)
@@ -145,9 +151,7 @@ def save_histograms(stats: list[dict[str, Any]], path: str | Path, title: str = 
         ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(
-        left=0.02, right=0.98, bottom=0.14, top=0.72 if title else 0.82, wspace=0.15
-    )
+    fig.tight_layout(rect=(0, 0, 1, 0.96 if title else 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path, dpi=100)
     return path
