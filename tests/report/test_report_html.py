@@ -137,3 +137,22 @@ def test_merge_keeps_rows_up_to_the_resumed_step_then_the_new_ones() -> None:
     dropped = old["layers"]["0"]["hist"][3:].sum(axis=0)  # steps 4 and 5, run again
     total = old["layers"]["0"]["hist_total"] - dropped + new["layers"]["0"]["hist_total"]
     np.testing.assert_array_equal(merged["layers"]["0"]["hist_total"], total)
+
+
+def test_curves_use_one_colour_per_split_in_both_panels() -> None:
+    """Train is one colour and validation another in both panels (they once swapped)."""
+    from trainlab.report.curves import curves_figure
+
+    records = [{"kind": "step", "step": s, "loss": 1 / s} for s in range(1, 20)]
+    records += [{"kind": "epoch", "step": 10 * e, "train_loss": 1 / e, "val_loss": 1.2 / e,
+                 "train_acc": 0.5 + e / 10, "val_acc": 0.4 + e / 10} for e in (1, 2)]  # fmt: skip
+    loss_ax, acc_ax = curves_figure(records).axes
+
+    def colour(ax, label):
+        (line,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+        return line.get_color()
+
+    for label in ("train", "validation"):
+        assert colour(loss_ax, label) == colour(acc_ax, label)
+    assert colour(loss_ax, "train") != colour(loss_ax, "validation")
+    assert colour(loss_ax, "train (steps)") == colour(loss_ax, "train")

@@ -9,6 +9,8 @@ from matplotlib.figure import Figure
 
 from trainlab.durable import save_figure
 
+TRAIN, VAL = "tab:blue", "tab:orange"
+
 
 def _series(records: list[dict], kind: str, x: str, y: str) -> tuple[list, list]:
     rows = [r for r in records if r.get("kind") == kind and r.get(y) is not None]
@@ -16,15 +18,25 @@ def _series(records: list[dict], kind: str, x: str, y: str) -> tuple[list, list]
 
 
 def plot_curves(records: list[dict], path: Path, title: str = "") -> Path:
-    """Save a PNG with two panels: loss against step (per-step and per-epoch train, validation)
-    and accuracy against step (train, validation), with the test result marked."""
+    """Save `curves_figure` as a PNG at `path`."""
+    save_figure(curves_figure(records, title), path, dpi=100)
+    return path
+
+
+def curves_figure(records: list[dict], title: str = "") -> Figure:
+    """Two panels: loss against step (per-step and per-epoch train, validation) and accuracy
+    against step (train, validation), with the test result marked."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     FigureCanvasAgg(fig)
     loss_ax, acc_ax = fig.subplots(1, 2)
-    loss_ax.plot(*_series(records, "step", "step", "loss"), alpha=0.4, label="train (steps)")
+    # One colour per split in both panels: train blue, validation orange, test black.
+    loss_ax.plot(*_series(records, "step", "step", "loss"), color=TRAIN, alpha=0.3,
+                 label="train (steps)")  # fmt: skip
     for ax, metric in ((loss_ax, "loss"), (acc_ax, "acc")):
-        ax.plot(*_series(records, "epoch", "step", f"train_{metric}"), "o-", label="train")
-        ax.plot(*_series(records, "epoch", "step", f"val_{metric}"), "s-", label="validation")
+        ax.plot(*_series(records, "epoch", "step", f"train_{metric}"), "o-", color=TRAIN,
+                label="train")  # fmt: skip
+        ax.plot(*_series(records, "epoch", "step", f"val_{metric}"), "s-", color=VAL,
+                label="validation")  # fmt: skip
         test = [
             r for r in records if r.get("kind") == "test" and r.get(f"test_{metric}") is not None
         ]
@@ -36,5 +48,4 @@ def plot_curves(records: list[dict], path: Path, title: str = "") -> Path:
         ax.legend()
     loss_ax.set_yscale("log")
     fig.suptitle(title)
-    save_figure(fig, path, dpi=100)
-    return path
+    return fig
