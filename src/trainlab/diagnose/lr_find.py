@@ -367,8 +367,9 @@ def plot_lr_find(result: LrFindResult, path: str | Path) -> Path:
         ax.plot(result.lrs, result.losses, color="0.75", lw=0.8, label="loss")
         ax.plot(result.lrs, result.smoothed, color="C0", lw=1.8, label="smoothed loss")
         finite = [v for v in result.smoothed if math.isfinite(v)]
+        raw = [v for v in result.losses if math.isfinite(v)]
         if finite:  # keep the divergence spike from flattening the interesting part
-            lo, hi = min(finite), max(finite[0], min(finite) * 1.5)
+            lo, hi = min(finite + raw), max(finite[0], min(finite) * 1.5)  # raw dips shown
             top = max(hi, min(max(finite), 4 * hi))
             ax.set_ylim(lo - 0.05 * (top - lo), top + 0.05 * (top - lo) + 1e-12)
     ax.set_xscale("log")

@@ -94,9 +94,12 @@ def plot_plane(
     return paths
 
 
-def plot_line(surface: Surface, path: Path, title: str = "", marks: tuple = (0.0,)) -> Path:
-    """Loss (left) and accuracy (right) against α for each split, with α = `marks` drawn (the
-    centre of a line; the two models of an interpolation)."""
+def plot_line(
+    surface: Surface, path: Path, title: str = "", marks: dict[float, str] | None = None
+) -> Path:
+    """Loss (left) and accuracy (right) against α for each split, with each α of `marks` drawn
+    and named (the centre of a line; models A and B of an interpolation at α = 0 and 1)."""
+    marks = {0.0: "centre"} if marks is None else marks
     (alpha,) = surface.axes
     fig = _figure((10, 4))
     loss_ax, acc_ax = fig.subplots(1, 2)
@@ -105,8 +108,10 @@ def plot_line(surface: Surface, path: Path, title: str = "", marks: tuple = (0.0
         if np.isfinite(surface.acc[split]).any():
             acc_ax.plot(alpha, 100 * surface.acc[split], "o-", ms=3, label=split)
     for ax, label in ((loss_ax, "loss"), (acc_ax, "accuracy (%)")):
-        for m in marks:
+        for m, name in marks.items():
             ax.axvline(m, c="k", lw=0.8, ls=":")
+            ax.annotate(name, xy=(m, 1.0), xycoords=("data", "axes fraction"), ha="center",
+                        va="bottom", fontsize=9, fontweight="bold")  # fmt: skip
         ax.set(xlabel="α", ylabel=label)
         ax.legend()
     fig.suptitle(title or surface.kind)

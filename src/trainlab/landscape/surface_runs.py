@@ -287,7 +287,7 @@ def _write_outputs(
     if surface.kind == "plane":
         pictures = plot_plane(surface, out_dir, stem, extra.get("trajectory"))
     else:
-        marks = (0.0, 1.0) if surface.kind == "interpolation" else (0.0,)
+        marks = {0.0: "A", 1.0: "B"} if surface.kind == "interpolation" else {0.0: "centre"}
         pictures = [plot_line(surface, out_dir / f"{stem}.png", stem, marks)]
     summary = {"kind": surface.kind, "npz": str(surface.path),
                "pictures": [str(p) for p in pictures], "evaluator": surface.evaluator,
