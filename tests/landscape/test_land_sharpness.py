@@ -68,7 +68,10 @@ def test_sharpness_report_two_disjoint_subsets() -> None:
     for key in ("top_eigenvalue", "trace", "sam", "loss"):
         a, b = getattr(first, key), getattr(second, key)
         assert report.spread[key] == pytest.approx(abs(a - b) / ((abs(a) + abs(b)) / 2))
-    assert "spread" in report.summary()
+    header, *rows = report.summary().splitlines()[1:]
+    assert header.split() == ["measure", "subset", "1", "subset", "2", "spread"]
+    assert [r.split()[0] for r in rows] == ["top_eigenvalue", "trace", "sam", "loss"]
+    assert float(rows[0].split()[1]) == pytest.approx(report.subsets[0].top_eigenvalue, rel=1e-5)
     again = sharpness_report(
         model, F.cross_entropy, x, y, n_examples=40, batch_size=16, seed=3, trace_samples=20
     )

@@ -84,12 +84,15 @@ class SharpnessReport:
     spread: dict[str, float]
 
     def summary(self) -> str:
-        """One line per measure: both values and their relative spread."""
+        """A table: one row per measure with both subsets' values and their relative spread."""
         a, b = self.subsets
-        lines = [f"sharpness on 2 disjoint subsets of {self.n_examples} examples:"]
+        lines = [
+            f"sharpness on 2 disjoint subsets of {self.n_examples} examples:",
+            f"  {'measure':15s} {'subset 1':>12s} {'subset 2':>12s}   {'spread':>7s}",
+        ]
         for key in ("top_eigenvalue", "trace", "sam", "loss"):
             va, vb = getattr(a, key), getattr(b, key)
-            lines.append(f"  {key:15s} {va:12.6g} {vb:12.6g}   spread {self.spread[key]:.1%}")
+            lines.append(f"  {key:15s} {va:12.6g} {vb:12.6g}   {self.spread[key]:7.1%}")
         return "\n".join(lines)
 
 
