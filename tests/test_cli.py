@@ -118,3 +118,16 @@ def test_lr_find_prints_every_rule_and_saves_a_plot(capsys, tmp_path):
 def test_lr_find_range_must_increase(capsys):
     assert main(["lr-find", "--start", "1", "--end", "0.1"]) == 1
     assert "expected 0 < --start < --end" in capsys.readouterr().err
+
+
+def test_point_progress_in_a_log_is_one_line_per_tenth() -> None:
+    import io
+
+    from trainlab.cli import point_progress
+
+    log = io.StringIO()  # not a terminal
+    progress = point_progress(log)
+    for done in range(1, 122):
+        progress(done, 121)
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 11 and lines[-1] == "  121/121 points" and "\r" not in log.getvalue()

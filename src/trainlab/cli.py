@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from rich.console import Console
 
@@ -268,12 +270,26 @@ def cmd_landscape(args: argparse.Namespace) -> int:
         evaluator=args.evaluator, fresh=args.fresh,
     )  # fmt: skip
 
-    def progress(done: int, total: int) -> None:
-        end = "\n" if done == total else ""
-        print(f"\r  {done}/{total} points", end=end, file=sys.stderr, flush=True)
-
-    print(describe(run_landscape(args.run_dir, opts, progress)))
+    print(describe(run_landscape(args.run_dir, opts, point_progress(sys.stderr))))
     return 0
+
+
+def point_progress(stream: TextIO) -> Callable[[int, int], None]:
+    """Progress of `done` of `total` points: one updating line on a terminal; in a log (not a
+    terminal) one line per 10% instead of a fragment per point."""
+    tty, shown = stream.isatty(), [-1]
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            end = "\n" if done == total else ""
+            print(f"\r  {done}/{total} points", end=end, file=stream, flush=True)
+            return
+        tenth = 10 * done // max(total, 1)
+        if tenth > shown[0]:
+            shown[0] = tenth
+            print(f"  {done}/{total} points", file=stream, flush=True)
+
+    return progress
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
