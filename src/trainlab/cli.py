@@ -146,7 +146,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_lab(args: argparse.Namespace) -> int:
     from trainlab.diagnose import run_lab
 
-    return run_lab(args.lab_args)
+    rest = args.lab_args
+    return run_lab(rest[1:] if rest[:1] == ["--"] else rest)
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
@@ -426,6 +427,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lab"] and argv[1:2] and argv[1].startswith("-"):
+        argv = ["lab", "--", *argv[1:]]  # argparse's REMAINDER would reject `lab --help`
     args = parser().parse_args(argv)
     try:
         return args.func(args)

@@ -160,6 +160,16 @@ def test_usage_errors_and_help(capsys) -> None:
     assert "--activation" in capsys.readouterr().out
 
 
+def test_help_through_the_command_never_fails(capsys) -> None:
+    from trainlab.cli import main
+
+    for argv in (["lab", "--help"], ["lab", "-h"], ["lab", "activation-stats", "--help"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 0, argv
+        assert "usage: trainlab lab" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 def test_input_histogram_is_not_clipped_to_the_hidden_range(activation) -> None:
     """The Gaussian input's histogram covers all of it: clipped to tanh's [-1, 1] it once
