@@ -131,3 +131,29 @@ def test_point_progress_in_a_log_is_one_line_per_tenth() -> None:
         progress(done, 121)
     lines = log.getvalue().splitlines()
     assert len(lines) == 11 and lines[-1] == "  121/121 points" and "\r" not in log.getvalue()
+
+
+def test_dry_run_prints_the_resolved_recipe_and_trains_nothing(tmp_path, capsys) -> None:
+    import yaml
+
+    from trainlab.config import load_recipe
+
+    code = main(["train", "mlp", "--set", "optimizer.lr=0.05", "--runs-dir", str(tmp_path),
+                 "--dry-run"])  # fmt: skip
+    assert code == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    from trainlab.cli import _recipe_path
+
+    expected = load_recipe(_recipe_path("mlp"), ["optimizer.lr=0.05", f"runs_dir={tmp_path}"])
+    assert shown == expected.model_dump(mode="json")
+    assert shown["optimizer"]["lr"] == 0.05 and shown["runs_dir"] == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_runs_dir_puts_the_run_there(tmp_path, capsys) -> None:
+    code = main(["train", "mlp", "--set", "data.name=digits", "--set", "train.epochs=1",
+                 "--runs-dir", str(tmp_path / "mine"), "--quiet"])  # fmt: skip
+    assert code == 0
+    (run,) = (tmp_path / "mine").iterdir()
+    assert (run / "result.json").is_file()
+    assert capsys.readouterr().out.strip().endswith(str(run))

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from rich.console import Console
 
-from trainlab.config import Recipe, RecipeError, load_recipe
+from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
 from trainlab.data import DATASETS, DataNotFoundError, UnknownDatasetError, dataset_info
 from trainlab.evaluation import describe_metrics
 from trainlab.runner import RunResult, RunStopped, resume_run, train_recipe
@@ -32,6 +32,9 @@ def _recipe_path(name: str | None) -> Path | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
+    if args.dry_run:
+        print(dump_recipe(_train_recipe_of(args)), end="")
+        return 0
     ensemble = _ensemble_recipe(args)
     if ensemble is not None:
         return _train_ensemble(ensemble, args, err)
@@ -39,8 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         result = resume_run(Path(args.resume), quiet=quiet, console=err)
     else:
-        recipe = load_recipe(_recipe_path(args.recipe), args.set)
-        result = _train_or_resume(recipe, args.run_dir, quiet, err)
+        result = _train_or_resume(_train_recipe_of(args), args.run_dir, quiet, err)
     if args.json:
         print(json.dumps(result.summary()))
         return 0
@@ -57,6 +59,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"({result.epochs} epochs, {result.train_seconds:.1f} s of training)  {result.run_dir}"
     )
     return 0
+
+
+def _train_recipe_of(args: argparse.Namespace) -> Recipe:
+    """The resolved recipe `train` would run: the run's own with --resume, else the recipe
+    file or bundled name with the --set overrides and --runs-dir."""
+    if args.resume:
+        path = Path(args.resume) / "recipe.yaml"
+        if not path.is_file():
+            raise RecipeError(f"--resume {args.resume}: not a run directory (no recipe.yaml)")
+        return load_recipe(path)
+    sets = [*args.set, f"runs_dir={args.runs_dir}"] if args.runs_dir else args.set
+    return load_recipe(_recipe_path(args.recipe), sets)
 
 
 def _train_or_resume(recipe: Recipe, run_dir: str | None, quiet: bool, err: Console) -> RunResult:
@@ -95,7 +109,7 @@ def _ensemble_recipe(args: argparse.Namespace) -> Recipe | None:
 
     if args.resume:
         return ensemble_recipe_at(Path(args.resume))
-    recipe = load_recipe(_recipe_path(args.recipe), args.set)
+    recipe = _train_recipe_of(args)
     return recipe if recipe.ensemble is not None else None
 
 
@@ -327,6 +341,10 @@ def parser() -> argparse.ArgumentParser:
                    "For a job scheduler (SLURM --requeue, spot instances): launch the same "
                    "command, e.g. `trainlab train R.yaml --run-dir runs/job42 --quiet`, "
                    "every time; a killed run continues, a finished one exits 0")  # fmt: skip
+    t.add_argument("--runs-dir", metavar="DIR", help="where new run directories go (default: "
+                   "the recipe's runs_dir, `runs`)")  # fmt: skip
+    t.add_argument("--dry-run", action="store_true",
+                   help="print the resolved recipe (YAML, every default) and exit")  # fmt: skip
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print the result as one JSON line")
     t.set_defaults(func=cmd_train)
