@@ -91,6 +91,17 @@ def _train_or_resume(recipe: Recipe, run_dir: str | None, quiet: bool, err: Cons
     return resume_run(path, quiet=quiet, console=err)
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from trainlab.run_list import describe_runs, find_runs, rows_json
+
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise RecipeError(f"runs: {root} is not a directory; expected a folder of runs")
+    rows = find_runs(root)
+    print(rows_json(rows) if args.json else describe_runs(rows))
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from trainlab.report import NotARunError, write_report
 
@@ -348,6 +359,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print the result as one JSON line")
     t.set_defaults(func=cmd_train)
+    ru = sub.add_parser("runs", help="list runs, newest first: status, epochs, accuracy")
+    ru.add_argument("dir", nargs="?", default="runs", help="folder of runs (default: runs)")
+    ru.add_argument("--json", action="store_true", help="one JSON list")
+    ru.set_defaults(func=cmd_runs)
     r = sub.add_parser("recipes", help="list bundled recipes")
     r.set_defaults(func=cmd_recipes)
     d = sub.add_parser("data", help="datasets: list, or info NAME")

@@ -23,6 +23,7 @@ from trainlab.evaluation import final_metrics, save_final_weights
 from trainlab.experiment import Experiment, build
 from trainlab.report import plot_curves
 from trainlab.report.analysis import read_json
+from trainlab.run_list import mark_done, mark_running
 from trainlab.train import (
     Interrupted,
     NonFiniteLossError,
@@ -244,7 +245,7 @@ def _train(
 
     # The handlers stay on through the final evaluation and files: a Ctrl-C (or SIGTERM) that
     # comes after the last step lets the run finish its files and exit 0; a second one stops.
-    with interrupt_on_signals() as interrupt:
+    with interrupt_on_signals() as interrupt, _running(run_dir):
         with (
             _stopped_runs(run_dir, on_stop),
             _closing(bar),
@@ -264,6 +265,16 @@ def _train(
         result = _finish(exp, run_dir, position)
         result.verdicts = diagnosis.finish(run_dir)
     return result
+
+
+@contextmanager
+def _running(run_dir: Path) -> Iterator[None]:
+    """A RUNNING marker in `run_dir` while this process trains there (`trainlab runs`)."""
+    mark_running(run_dir)
+    try:
+        yield
+    finally:
+        mark_done(run_dir)
 
 
 @contextmanager

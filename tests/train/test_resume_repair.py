@@ -134,6 +134,7 @@ def test_run_dir_starts_then_resumes_then_reports(finished, tmp_path, capsys):
     assert main(["train", str(recipe), "--run-dir", str(run), "--quiet"]) == 0
     out, err = capsys.readouterr()
     assert out.splitlines()[-1] == first and "had already finished" in err
+    assert not (run / "RUNNING").exists()  # the marker goes when the process is done
     assert _metrics(run) == _metrics(finished[0])
 
 
