@@ -102,6 +102,23 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_curves(args: argparse.Namespace) -> int:
+    from trainlab.durable import save_figure
+    from trainlab.report.curves import overlay_figure
+    from trainlab.train.metrics_log import read_jsonl
+
+    runs = {}
+    for run in map(Path, args.runs):
+        if not (run / "metrics.jsonl").is_file():
+            raise RecipeError(f"curves: {run} has no metrics.jsonl; expected a run directory")
+        name = run.name if run.name not in runs else f"{run.name} ({len(runs) + 1})"
+        runs[name] = read_jsonl(run / "metrics.jsonl")
+    out = Path(args.out)
+    save_figure(overlay_figure(runs, args.split), out, dpi=100)
+    print(f"curves of {len(runs)} runs: {out}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from trainlab.report import NotARunError, write_report
 
@@ -363,6 +380,11 @@ def parser() -> argparse.ArgumentParser:
     ru.add_argument("dir", nargs="?", default="runs", help="folder of runs (default: runs)")
     ru.add_argument("--json", action="store_true", help="one JSON list")
     ru.set_defaults(func=cmd_runs)
+    cu = sub.add_parser("curves", help="overlay several runs' curves in one PNG")
+    cu.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    cu.add_argument("--split", choices=["val", "train"], default="val", help="drawn solid")
+    cu.add_argument("--out", default="curves.png", help="PNG path (default curves.png)")
+    cu.set_defaults(func=cmd_curves)
     r = sub.add_parser("recipes", help="list bundled recipes")
     r.set_defaults(func=cmd_recipes)
     d = sub.add_parser("data", help="datasets: list, or info NAME")

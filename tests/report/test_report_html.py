@@ -156,3 +156,26 @@ def test_curves_use_one_colour_per_split_in_both_panels() -> None:
         assert colour(loss_ax, label) == colour(acc_ax, label)
     assert colour(loss_ax, "train") != colour(loss_ax, "validation")
     assert colour(loss_ax, "train (steps)") == colour(loss_ax, "train")
+
+
+def test_overlay_draws_each_runs_validation_curve(tmp_path) -> None:
+    import json
+
+    from trainlab.cli import main
+    from trainlab.report.curves import overlay_figure
+
+    runs = {f"r{k}": [{"kind": "epoch", "epoch": e, "step": e, "val_loss": k + 1 / e,
+                       "train_loss": 2 / e, "val_acc": k / 10 + e / 100} for e in (1, 2, 3)]
+            for k in range(3)}  # fmt: skip
+    loss_ax, acc_ax = overlay_figure(runs).axes
+    for k in range(3):
+        (line,) = [ln for ln in acc_ax.get_lines() if ln.get_label() == f"r{k} (val)"]
+        assert list(line.get_ydata()) == [k / 10 + e / 100 for e in (1, 2, 3)]
+    dirs = []
+    for name, rows in runs.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        dirs.append(str(tmp_path / name))
+    assert main(["curves", *dirs, "--out", str(tmp_path / "all.png")]) == 0
+    assert (tmp_path / "all.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["curves", str(tmp_path)]) == 1  # not a run directory: one line

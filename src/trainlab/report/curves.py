@@ -49,3 +49,27 @@ def curves_figure(records: list[dict], title: str = "") -> Figure:
     loss_ax.set_yscale("log")
     fig.suptitle(title)
     return fig
+
+
+def overlay_figure(runs: dict[str, list[dict]], metric: str = "val") -> Figure:
+    """Several runs' curves in one figure: loss (log scale) and accuracy against epoch, one
+    colour per run, `metric` ("val" or "train") solid and the other split dashed."""
+    other = "train" if metric == "val" else "val"
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for k, (name, records) in enumerate(runs.items()):
+        colour = f"C{k % 10}"
+        for ax, quantity in ((loss_ax, "loss"), (acc_ax, "acc")):
+            for split, style in ((metric, "o-"), (other, "--")):
+                xs, ys = _series(records, "epoch", "epoch", f"{split}_{quantity}")
+                label = f"{name} ({split})" if split == metric or k == 0 else None
+                ax.plot(xs, ys, style, color=colour, ms=3, lw=1.5 if split == metric else 1,
+                        alpha=1.0 if split == metric else 0.6, label=label)  # fmt: skip
+    for ax, quantity in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        ax.set(xlabel="epoch", ylabel=quantity)
+        ax.grid(alpha=0.3)
+    loss_ax.set_yscale("log")
+    acc_ax.legend(fontsize=7)
+    fig.suptitle(f"{len(runs)} runs: {metric} solid, {other} dashed")
+    return fig
