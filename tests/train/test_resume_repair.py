@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from trainlab.cli import main
-from trainlab.config import load_recipe
+from trainlab.config import RecipeError, load_recipe
 from trainlab.runner import train_recipe
 from trainlab.train.metrics_log import read_jsonl
 
@@ -185,3 +185,25 @@ def test_second_ctrl_c_stops_with_one_line_and_the_run_resumes(
     monkeypatch.undo()
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     assert _metrics(run) == _metrics(finished[0])
+
+
+def test_load_run_gives_the_model_that_scored_the_recorded_result(finished):
+    import trainlab
+    from trainlab.train import evaluate
+
+    run = trainlab.load_run(finished[0])
+    assert run.weights == "final" and not run.model.training
+    loss, acc = evaluate(run.model, run.test, run.experiment.loss_fn)
+    assert acc == run.result["test_acc"] and loss == pytest.approx(run.result["test_loss"], 1e-12)
+    assert run.recipe == load_recipe(finished[0] / "recipe.yaml")
+
+
+def test_load_run_of_an_unfinished_run_takes_its_newest_checkpoint(finished, tmp_path):
+    import trainlab
+
+    run_dir = _unfinished(finished, tmp_path)
+    run = trainlab.load_run(run_dir)
+    newest = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
+    assert run.weights == newest.name and run.result is None
+    with pytest.raises(RecipeError, match="expected a run directory"):
+        trainlab.load_run(tmp_path)

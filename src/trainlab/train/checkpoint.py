@@ -113,14 +113,18 @@ def read_checkpoint(path: Path) -> Checkpoint:
 
 
 def usable_checkpoint(
-    directory: Path, warn: Callable[[str], None] = lambda _: None
+    directory: Path, warn: Callable[[str], None] = lambda _: None, move_aside: bool = True
 ) -> Checkpoint | None:
     """The newest checkpoint under `directory` that reads completely; each damaged one that is
-    skipped gets one `warn` line. None when there is no usable checkpoint."""
+    skipped gets one `warn` line (and is renamed `damaged-step-*` if `move_aside`, so that
+    pruning never keeps it over a good one). None when there is no usable checkpoint."""
     for path in checkpoints_newest_first(directory):
         try:
             return read_checkpoint(path)
         except CheckpointError as err:
+            if not move_aside:
+                warn(f"checkpoint {path.name} is damaged ({err}); trying the one before it")
+                continue
             aside = path.with_name(f"damaged-{path.name}")
             shutil.rmtree(aside, ignore_errors=True)
             path.rename(aside)  # out of the step-* list, so pruning never keeps it over a good one
