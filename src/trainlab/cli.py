@@ -310,7 +310,7 @@ def cmd_landscape(args: argparse.Namespace) -> int:
         span=tuple(args.range) if args.range else None, examples=args.examples,
         splits=tuple(args.split) if args.split else None, bn=args.bn,
         directions=args.directions, biasbn=args.biasbn, bn_stats=args.bn_stats, seed=args.seed,
-        evaluator=args.evaluator, fresh=args.fresh,
+        evaluator=args.evaluator, fresh=args.fresh, data_of=args.data_of,
     )  # fmt: skip
 
     print(describe(run_landscape(args.run_dir, opts, point_progress(sys.stderr))))
@@ -470,11 +470,14 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--bn-stats", action="store_true",
                     help="move BatchNorm statistics too (with --biasbn filter)")  # fmt: skip
     _landscape_options(ls, 21)
-    ls.set_defaults(func=cmd_landscape)
+    ls.set_defaults(func=cmd_landscape, data_of=None)
     ip = sub.add_parser("interpolate", help="loss and accuracy on (1-a) A + a B, a in [-0.5, 1.5]")
     ip.add_argument("run_a")
     ip.add_argument("run_b")
     _landscape_options(ip, 41)
+    ip.add_argument("--data-of", choices=["A", "B"],
+                    help="score both models on this run's data (runs trained on different "
+                    "data are refused otherwise)")  # fmt: skip
     ip.set_defaults(func=cmd_interpolate, line=False, directions="filter", biasbn="ignore",
                     bn_stats=False)  # fmt: skip
     return p

@@ -29,6 +29,7 @@ from trainlab.data import (
     prepare_splits,
     with_label_noise,
 )
+from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.kfold import take
 from trainlab.data.tasks import with_task_labels
 from trainlab.ensembles import SnapshotEnsemble, bootstrap_split
@@ -62,16 +63,22 @@ class Experiment:
     snapshots: SnapshotEnsemble | None = None  # ensemble.method: snapshot
 
 
+DEFAULT_DATA_SEED = 0
+
+
 def data_seed(recipe: Recipe) -> int:
-    """The seed of everything about the data (dataset generation, subset, validation split,
-    label noise): `data.seed`, else the recipe's seed. Ensemble members share it."""
-    return recipe.seed if recipe.data.seed is None else recipe.data.seed
+    """The seed of the data's random choices (subset, validation split, label noise):
+    `data.seed`, else a fixed default — not the recipe's seed, so that runs with different
+    model seeds train and are tested on the same data (a comparison over seeds then measures
+    the training's variance, not the data's). Generated datasets are drawn with `data.seed`
+    too when it is given, else with their canonical seed (`load_dataset`)."""
+    return DEFAULT_DATA_SEED if recipe.data.seed is None else recipe.data.seed
 
 
 def load_bundle(recipe: Recipe) -> DataBundle:
     """The recipe's dataset (train and test splits), or one clear error line."""
     try:
-        return load_dataset(recipe.data.name, seed=data_seed(recipe), **recipe.data.options)
+        return load_dataset(recipe.data.name, seed=recipe.data.seed, **recipe.data.options)
     except UnknownDatasetError:
         raise
     except ValueError as err:
@@ -107,6 +114,7 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
         )
     notes: dict[str, Any] = {"data_source": bundle.source}
     train, val, test = prepare_extra(recipe, train, val, test, bundle.num_classes, notes)
+    notes["data_fingerprint"] = data_fingerprint(train, val, test)
     growth = data.batch_growth
     loader = InMemoryLoader(
         train, data.batch_size, seed=recipe.seed,

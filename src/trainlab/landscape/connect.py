@@ -47,6 +47,7 @@ from trainlab.landscape.runs import (
     TrainedRun,
     build_trained,
     check_same_architecture,
+    check_same_data,
     open_run,
     parameters_of,
 )
@@ -163,6 +164,7 @@ def connect_runs(
     data is read. Returns the summary written to connect.json."""
     a, b = open_run(run_a), open_run(run_b)
     check_same_architecture(a, b)
+    check_same_data(a, b)
     out_dir = out_dir or new_run_dir(Recipe(name="connect", runs_dir=str(a.run_dir.parent)))
     out_dir.mkdir(parents=True, exist_ok=True)
     exp = build_trained(a)

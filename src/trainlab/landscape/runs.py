@@ -17,6 +17,7 @@ from trainlab.experiment import Experiment, build
 from trainlab.landscape.hessian import make_hvp, top_eigenvalues_power
 from trainlab.landscape.loss import loss_of_params, model_params, split_batches
 from trainlab.landscape.sharpness import SharpnessReport, sharpness_report
+from trainlab.report.analysis import read_json
 from trainlab.train import latest_checkpoint
 
 WEIGHTS = "model.safetensors"
@@ -68,6 +69,24 @@ def check_same_architecture(a: TrainedRun, b: TrainedRun) -> None:
     if ma != mb:
         key = next(k for k in ma if ma[k] != mb.get(k))
         raise RunDirError(f"{prefix}; model.{key} is {ma[key]!r} vs {mb.get(key)!r}")
+
+
+def _fingerprint(run: TrainedRun) -> str | None:
+    notes = read_json(run.run_dir / "data.json")
+    return notes.get("data_fingerprint") if isinstance(notes, dict) else None
+
+
+def check_same_data(a: TrainedRun, b: TrainedRun) -> None:
+    """RunDirError unless the two runs trained and were tested on the same data (their
+    data.json fingerprints agree; runs from before fingerprints pass)."""
+    fa, fb = _fingerprint(a), _fingerprint(b)
+    if fa is None or fb is None or fa == fb:
+        return
+    raise RunDirError(
+        f"{a.run_dir} and {b.run_dir}: trained on different data (fingerprint {fa} vs {fb}, "
+        f"data.seed {a.recipe.data.seed} vs {b.recipe.data.seed}); expected the same data, "
+        "or --data-of A|B to score both on one run's data"
+    )
 
 
 def build_trained(run: TrainedRun, recipe: Recipe | None = None) -> Experiment:

@@ -40,6 +40,7 @@ from trainlab.landscape.runs import (
     TrainedRun,
     build_trained,
     check_same_architecture,
+    check_same_data,
     open_run,
 )
 from trainlab.landscape.surface import (
@@ -74,6 +75,7 @@ class LandscapeOptions:
     seed: int = 0
     evaluator: str = "auto"
     fresh: bool = False  # recompute from scratch instead of resuming a saved .npz
+    data_of: str | None = None  # interpolate: "A" or "B" scores both on that run's data
 
 
 def _choice(field: str, value: str, valid: Sequence[str]) -> None:
@@ -106,6 +108,8 @@ def check_options(opts: LandscapeOptions) -> None:
         raise RecipeError(f"landscape --grid: expected at least 2 points per axis, got {opts.grid}")
     if opts.examples < 1:
         raise RecipeError(f"landscape --examples: expected at least 1, got {opts.examples}")
+    if opts.data_of not in (None, "A", "B") or (opts.data_of and opts.mode != "interpolate"):
+        raise RecipeError(f"--data-of: expected A or B with interpolate, got {opts.data_of!r}")
     if (opts.mode == "interpolate") != (opts.other is not None):
         raise RecipeError("landscape: expected --interpolate OTHER_RUN exactly in interpolate mode")
     if opts.bn_stats and (opts.bn != "eval" or opts.biasbn != "filter"):
@@ -126,6 +130,8 @@ def _check_runs(opts: LandscapeOptions, run: TrainedRun) -> TrainedRun | None:
     if opts.mode == "interpolate":
         other = open_run(opts.other)
         check_same_architecture(run, other)
+        if opts.data_of is None:
+            check_same_data(run, other)
     if opts.directions == "pca" and opts.mode != "interpolate":
         found = len(checkpoints_of(run))
         if found < 3:
@@ -234,7 +240,7 @@ def run_landscape(
     check_options(opts)
     run = open_run(run_dir)
     other = _check_runs(opts, run)
-    exp = build_trained(run)
+    exp = build_trained(run, other.recipe if other and opts.data_of == "B" else None)
     data = split_data(exp, opts)
     out_dir = run.run_dir / "landscape"
     out_dir.mkdir(exist_ok=True)

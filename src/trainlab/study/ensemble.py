@@ -1,8 +1,8 @@
 """Train an ensemble from a recipe's `ensemble` section and measure it against its members
 (seed 000, "Model Ensembles": train several models, average or vote at test time).
 
-* independent: M runs with seeds seed..seed+M−1 on the same data (`data.seed` is pinned, so
-  every member sees the same training/validation split and normalization).
+* independent: M runs with seeds seed..seed+M−1 on the same data (the data's seed does not
+  follow the model's, so every member sees the same training/validation split).
 * bagging (Breiman 1996): the same, each member trained on its own bootstrap resample.
 * snapshot (Huang et al. 2017): one run with M cosine cycles, a snapshot at each cycle's end.
 
@@ -26,7 +26,7 @@ from trainlab.data import TensorSplit
 from trainlab.durable import write_json, write_text
 from trainlab.ensembles import combine, member_probabilities
 from trainlab.evaluation import FINAL_WEIGHTS
-from trainlab.experiment import build, data_seed
+from trainlab.experiment import build
 from trainlab.report.analysis import read_json
 from trainlab.runner import new_run_dir, resume_run, train_recipe
 
@@ -55,7 +55,7 @@ def member_recipe(recipe: Recipe, k: int) -> Recipe:
     assert recipe.ensemble is not None
     raw = recipe.model_dump(mode="json")
     raw.update(name=f"{recipe.name}-member{k}", seed=recipe.seed + k, ensemble=None)
-    raw["data"].update(seed=data_seed(recipe), bootstrap=recipe.ensemble.method == "bagging")
+    raw["data"].update(bootstrap=recipe.ensemble.method == "bagging")  # data.seed is shared
     return validate_recipe(raw)
 
 
