@@ -87,3 +87,31 @@ def test_cv_summary_is_the_mean_of_the_folds(capsys):
 def test_cv_rejects_one_fold(capsys):
     assert main(["cv", "--folds", "1", "--set", "data.name=digits"]) == 1
     assert "--folds 1: kfold k must be in 2.." in capsys.readouterr().err
+
+
+def test_variant_that_only_fails_when_built_fails_before_any_run(tmp_path, capsys):
+    """The third variant passes the schema but cannot be built (a batch bigger than the
+    training split): the comparison stops before the first run trains."""
+    spec = write_spec(tmp_path, "  a: {}\n  b: {optimizer.lr: 0.05}\n"
+                                "  c: {data.batch_size: 100000}\n")  # fmt: skip
+    assert main(["compare", str(spec), "--runs-dir", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: variant c: recipe field data.batch_size")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_killed_comparison_continues_in_its_study_dir(tmp_path, capsys):
+    """Run the study, lose one finished run and half of another, run again in the same
+    directory: the table is the same and the intact run is not retrained."""
+    import shutil
+
+    spec = write_spec(tmp_path, "  sgd: {}\n  lr: {optimizer.lr: 0.05}\n")
+    study = tmp_path / "study"
+    assert main(["compare", str(spec), "--study-dir", str(study)]) == 0
+    table = (study / "table.md").read_text()
+    kept = (study / "sgd-seed0" / "result.json").stat().st_mtime_ns
+    shutil.rmtree(study / "lr-seed1")
+    (study / "sgd-seed1" / "result.json").unlink()  # as if killed before it was written
+    assert main(["compare", str(spec), "--study-dir", str(study)]) == 0
+    assert (study / "table.md").read_text() == table
+    assert (study / "sgd-seed0" / "result.json").stat().st_mtime_ns == kept

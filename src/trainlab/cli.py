@@ -179,7 +179,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from trainlab.study import compare, format_table, load_compare_spec
 
     spec, recipes = load_compare_spec(Path(args.file))
-    study, rows = compare(spec, recipes, Path(args.runs_dir), Console(stderr=True))
+    given = Path(args.study_dir) if args.study_dir else None
+    study, rows = compare(spec, recipes, Path(args.runs_dir), Console(stderr=True), given)
     print(format_table(rows, spec.seeds))
     print(f"table and per-run directories: {study}")
     return 0
@@ -394,6 +395,9 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="run recipe variants over seeds; table of mean ± std")
     c.add_argument("file", help="comparison YAML (see examples/compare-sam.yaml)")
     c.add_argument("--runs-dir", default="runs")
+    c.add_argument("--study-dir", metavar="DIR",
+                   help="use DIR for the study: a comparison killed part-way continues there "
+                   "(finished runs kept, unfinished ones resumed)")  # fmt: skip
     c.set_defaults(func=cmd_compare)
     lab = sub.add_parser("lab", add_help=False, help="lecture experiments (activation-stats)")
     lab.add_argument("lab_args", nargs=argparse.REMAINDER)

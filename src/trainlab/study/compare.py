@@ -26,7 +26,7 @@ from rich.console import Console
 
 from trainlab.config import Recipe, RecipeError, apply_overrides, describe_error, validate_recipe
 from trainlab.durable import write_json, write_text
-from trainlab.runner import new_run_dir, train_recipe
+from trainlab.runner import RunResult, new_run_dir, resume_run, train_recipe
 
 
 class SharpnessSpec(BaseModel):
@@ -103,15 +103,39 @@ def _variant(base: dict, sets: list[str], name: str, seed: int) -> Recipe:
         raise RecipeError(f"variant {name}: {err}") from None
 
 
+def preflight(recipes: dict[str, list[Recipe]]) -> None:
+    """Build each variant (its first seed: seeds change only random draws) as a run would,
+    data and probes included, so that a variant that cannot run fails before the first run
+    trains — not after the variants before it have."""
+    from trainlab.diagnosis import RunDiagnosis
+    from trainlab.experiment import build
+
+    for name, variant_recipes in recipes.items():
+        try:
+            RunDiagnosis(build(variant_recipes[0])).close()
+        except RecipeError as err:
+            raise RecipeError(f"variant {name}: {err}") from None
+
+
 def compare(
-    spec: CompareSpec, recipes: dict[str, list[Recipe]], runs_dir: Path, console: Console
+    spec: CompareSpec,
+    recipes: dict[str, list[Recipe]],
+    runs_dir: Path,
+    console: Console,
+    study: Path | None = None,
 ) -> tuple[Path, list[Row]]:
-    """Run every variant and seed in a study directory; write results.json and table.md."""
-    study = new_run_dir(Recipe(name=spec.name, runs_dir=str(runs_dir)))
+    """Run every variant and seed in a study directory; write results.json and table.md.
+
+    Given the `study` directory of an earlier, interrupted comparison, finished runs are
+    taken as recorded and unfinished ones resumed from their checkpoints."""
+    preflight(recipes)
+    if study is None:
+        study = new_run_dir(Recipe(name=spec.name, runs_dir=str(runs_dir)))
+    study.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, variant_recipes in recipes.items():
         for recipe in variant_recipes:
-            result = train_recipe(recipe, quiet=True, run_dir=study / recipe.name)
+            result = _run(recipe, study / recipe.name)
             row = Row(name, recipe.seed, result.test_acc, result.test_loss,
                       result.metrics.get("train_acc"), result.train_seconds,
                       _top_eigenvalue(spec.sharpness, result.run_dir))  # fmt: skip
@@ -125,6 +149,13 @@ def compare(
         _planes(spec.surface, {name: study / rs[0].name for name, rs in recipes.items()}, study)
         console.print(f"loss planes side by side: {study / 'planes.png'}")
     return study, rows
+
+
+def _run(recipe: Recipe, run_dir: Path) -> RunResult:
+    """Train `recipe` in `run_dir`, resume it there, or read back its recorded result."""
+    if (run_dir / "recipe.yaml").is_file():
+        return resume_run(run_dir, quiet=True)
+    return train_recipe(recipe, quiet=True, run_dir=run_dir)
 
 
 def _planes(spec: SurfaceSpec, run_dirs: dict[str, Path], study: Path) -> None:
