@@ -119,6 +119,26 @@ def cmd_curves(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from trainlab.load import load_run
+    from trainlab.predict import SPLITS, load_inputs, predict, split_of
+
+    run = load_run(args.run_dir)
+    if args.input in SPLITS:
+        split = split_of(run, args.input)
+        result = predict(run, split.x)
+        result = type(result)(result.pred, result.probs, result.logits, split.y)
+        stem = args.input
+    else:
+        result = predict(run, load_inputs(run, Path(args.input)))
+        stem = Path(args.input).stem
+    out = Path(args.out) if args.out else run.run_dir / f"predictions-{stem}.npz"
+    result.save(out)
+    acc = "" if result.accuracy is None else f"; accuracy {100 * result.accuracy:.2f}%"
+    print(f"{len(result.pred)} predictions ({run.weights} weights){acc}: {out}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from trainlab.report import NotARunError, write_report
 
@@ -386,6 +406,12 @@ def parser() -> argparse.ArgumentParser:
     cu.add_argument("--split", choices=["val", "train"], default="val", help="drawn solid")
     cu.add_argument("--out", default="curves.png", help="PNG path (default curves.png)")
     cu.set_defaults(func=cmd_curves)
+    pr = sub.add_parser("predict", help="a trained run's predictions on new examples or a split")
+    pr.add_argument("run_dir")
+    pr.add_argument("input", help="a .npy/.pt file of examples (as the dataset gives them), "
+                    "or train, val or test")  # fmt: skip
+    pr.add_argument("--out", help="the .npz to write (default RUN_DIR/predictions-INPUT.npz)")
+    pr.set_defaults(func=cmd_predict)
     r = sub.add_parser("recipes", help="list bundled recipes")
     r.set_defaults(func=cmd_recipes)
     d = sub.add_parser("data", help="datasets: list, or info NAME")

@@ -61,6 +61,23 @@ class Experiment:
     penalty: Callable[[], torch.Tensor] | None
     ema: EMAWeights | None = None  # averaged weights for evaluation (train.ema_decay)
     snapshots: SnapshotEnsemble | None = None  # ensemble.method: snapshot
+    inputs: InputTransform | None = None  # raw examples -> what the model takes (`predict`)
+
+
+@dataclass(frozen=True)
+class InputTransform:
+    """What the splits went through after loading, fitted on the training split: the
+    normalization, then the recipe's preprocessing (e.g. ZCA). Applied to new raw examples,
+    it makes them what the model was trained on."""
+
+    normalize: Any = None  # a fitted Standardizer, or None
+    preprocess: Any = None  # a fitted preprocessor, or None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for step in (self.normalize, self.preprocess):
+            if step is not None:
+                x = step.apply(x)
+        return x
 
 
 DEFAULT_DATA_SEED = 0
@@ -103,7 +120,7 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
     bundle = bundle or load_bundle(recipe)
     if data.subset is not None:
         bundle = training_subset(bundle, data.subset, data_seed(recipe))
-    train, val, test, _ = prepare_splits(
+    train, val, test, norm = prepare_splits(
         bundle, val_fraction=data.val_fraction, seed=data_seed(recipe),
         stratify=data.stratify, normalize=data.normalize,
     )  # fmt: skip
@@ -113,7 +130,7 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
             f"recipe field data.batch_size: {data.batch_size} exceeds the {n} examples"
         )
     notes: dict[str, Any] = {"data_source": bundle.source}
-    train, val, test = prepare_extra(recipe, train, val, test, bundle.num_classes, notes)
+    train, val, test, fitted = prepare_extra(recipe, train, val, test, bundle.num_classes, notes)
     notes["data_fingerprint"] = data_fingerprint(train, val, test)
     growth = data.batch_growth
     loader = InMemoryLoader(
@@ -156,7 +173,7 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
     return Experiment(
         recipe, model, optimizer, schedule, loader, val, test, build_loss(recipe, num_outputs),
         notes, Augment(data.augment) if data.augment else None, callbacks, stateful,
-        build_penalty(recipe, model), ema, snapshots,
+        build_penalty(recipe, model), ema, snapshots, InputTransform(norm, fitted),
     )  # fmt: skip
 
 
@@ -202,15 +219,18 @@ def prepare_extra(
     test: TensorSplit,
     classes: int | None,
     notes: dict[str, Any],
-) -> tuple[TensorSplit, TensorSplit, TensorSplit]:
+) -> tuple[TensorSplit, TensorSplit, TensorSplit, Any]:
     """The recipe's preprocessing (fitted on the training split only, applied to all), label
     noise on the training split (validation and test labels stay clean; the indices of the
     changed labels are recorded in `notes`), the bootstrap resample of bagging, and the label
-    columns of a multi-task recipe."""
+    columns of a multi-task recipe. Returns the splits and the fitted preprocessor (or None)."""
     data = recipe.data
+    fitted = None
     if data.preprocess is not None:
         try:
-            _, (train, val, test) = make_preprocessor(**data.preprocess).fit_apply(train, val, test)
+            fitted, (train, val, test) = make_preprocessor(**data.preprocess).fit_apply(
+                train, val, test
+            )
         except ValueError as err:
             raise RecipeError(f"recipe field data.preprocess: {err}") from None
     if data.label_noise > 0:
@@ -225,7 +245,7 @@ def prepare_extra(
             raise RecipeError("recipe field multitask: needs a classification dataset")
         derive = [t.derive for t in recipe.multitask.tasks]
         train, val, test = (with_task_labels(s, derive) for s in (train, val, test))
-    return train, val, test
+    return train, val, test, fitted
 
 
 def _mode(recipe: Recipe) -> str:

@@ -207,3 +207,36 @@ def test_load_run_of_an_unfinished_run_takes_its_newest_checkpoint(finished, tmp
     assert run.weights == newest.name and run.result is None
     with pytest.raises(RecipeError, match="expected a run directory"):
         trainlab.load_run(tmp_path)
+
+
+def test_predict_on_its_test_split_reproduces_the_recorded_accuracy(finished, capsys):
+    import numpy as np
+
+    assert main(["predict", str(finished[0]), "test"]) == 0
+    saved = np.load(finished[0] / "predictions-test.npz")
+    recorded = json.loads((finished[0] / "result.json").read_text())["test_acc"]
+    assert float((saved["pred"] == saved["labels"]).mean()) == recorded
+    assert f"accuracy {100 * recorded:.2f}%" in capsys.readouterr().out
+    assert np.allclose(saved["probs"].sum(1), 1.0)
+
+
+def test_predict_on_raw_examples_applies_the_runs_normalization(finished, tmp_path, capsys):
+    """Raw digits (as the dataset gives them) through predict give the predictions of the
+    prepared test split: the run's fitted normalization is applied to new inputs."""
+    import numpy as np
+
+    from trainlab.data import load_dataset
+    from trainlab.load import load_run
+
+    run = load_run(finished[0])
+    raw = load_dataset("digits").test.x  # the digits test split is the run's test split
+    np.save(tmp_path / "new.npy", raw.reshape(len(raw), -1).numpy())  # flat rows are fine
+    assert main(["predict", str(finished[0]), str(tmp_path / "new.npy"),
+                 "--out", str(tmp_path / "p.npz")]) == 0  # fmt: skip
+    ours = np.load(tmp_path / "p.npz")["logits"]
+    expected = run.model(run.test.x).detach().numpy()
+    assert np.allclose(ours, expected, atol=1e-5)
+    np.save(tmp_path / "bad.npy", raw[:, :, :4].numpy())
+    assert main(["predict", str(finished[0]), str(tmp_path / "bad.npy")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "expected float examples of shape (N, 1, 8, 8)" in err
