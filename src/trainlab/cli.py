@@ -17,7 +17,7 @@ from rich.console import Console
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
 from trainlab.data import DATASETS, DataNotFoundError, UnknownDatasetError, dataset_info
 from trainlab.evaluation import describe_metrics
-from trainlab.runner import RunResult, RunStopped, resume_run, train_recipe
+from trainlab.runner import RunResult, RunStopped, interrupt_on_signals, resume_run, train_recipe
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -43,7 +43,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = resume_run(Path(args.resume), quiet=quiet, console=err)
     else:
         result = _train_or_resume(_train_recipe_of(args), args.run_dir, quiet, err)
-    if args.json:
+    with interrupt_on_signals():  # the run is done: a Ctrl-C while printing changes nothing
+        return _print_result(result, args.json)
+
+
+def _print_result(result: RunResult, as_json: bool) -> int:
+    if as_json:
         print(json.dumps(result.summary()))
         return 0
     if result.recorded:

@@ -134,11 +134,13 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, Cou
     recipe.write_text(RECIPE)
     log = root / "crash-points.txt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TRAINLAB_CRASH_LOG": str(log)}
+    started = time.monotonic()
     subprocess.run(
         [sys.executable, "-m", "trainlab.cli", "train", str(recipe), "--run-dir",
          str(root / "whole"), "--quiet"], env=env, check=True, capture_output=True,
     )  # fmt: skip
     reached = Counter(log.read_text().split())
+    reached["wall seconds"] = round(time.monotonic() - started, 2)
     return recipe, _outcome(root / "whole"), reached
 
 
@@ -213,3 +215,37 @@ def test_random_kill_chains_lose_nothing(reference, tmp_path):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
+
+
+SCRIPT = Path(sys.executable).parent / "trainlab"  # the console script (trainlab.entry)
+
+
+@pytest.mark.skipif(not SCRIPT.is_file(), reason="the trainlab console script is not installed")
+def test_ctrl_c_at_many_instants_never_shows_a_traceback_and_loses_nothing(reference, tmp_path):
+    """SIGINT at seeded instants spread over a run's whole life (imports, build, training,
+    final files, printing): exit 0 or 130, never a traceback, and relaunching the same
+    command ends with the uninterrupted run's outcome. The first ~0.1 s, before Python has
+    run any trainlab code, is left out: there Python itself reports the interrupt."""
+    recipe, expected, reached = reference
+    points = int(os.environ.get("TRAINLAB_SIGINT_POINTS", "6"))
+    rng = random.Random(int(os.environ.get("TRAINLAB_KILL_SEED", "0")))
+    span = 1.1 * reached["wall seconds"] - 0.3
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    codes: Counter = Counter()
+    for k in range(points):  # one instant in each of `points` equal slices of the run's life
+        run_dir = tmp_path / f"run{k}"
+        proc = subprocess.Popen(
+            [str(SCRIPT), "train", str(recipe), "--run-dir", str(run_dir), "--quiet"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            proc.wait(timeout=0.3 + span * (k + rng.random()) / points)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+        codes[proc.returncode] += 1
+        assert proc.returncode in (0, 130), err
+        assert "Traceback" not in err and "Exception ignored" not in err, err
+        _finish(recipe, run_dir)
+        assert _outcome(run_dir) == expected, f"instant {k}"
+    assert codes[130] > 0, codes  # some instants did interrupt
