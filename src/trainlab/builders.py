@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +32,9 @@ def build_model(
     init, or the recipe's `init` section (then LSUV on `batch` if asked), then weight
     normalization and weight noise if asked. A multi-task recipe gets one head per task on
     the network's shared trunk."""
-    torch.manual_seed(recipe.seed)
     cfg = recipe.model
+    check_model_size(recipe, input_shape, num_outputs)
+    torch.manual_seed(recipe.seed)
     model = zoo.MODELS[cfg.name](input_shape, num_outputs, **cfg.zoo_options())
     if recipe.multitask is not None:
         model = MultiTaskNet.from_single_head(model, task_sizes(recipe, num_outputs))
@@ -43,6 +45,29 @@ def build_model(
     if cfg.weight_noise > 0:
         zoo.add_weight_noise(model, cfg.weight_noise)
     return model
+
+
+def max_parameters() -> int:
+    """The most parameters a model may have here: with gradients and two optimizer moments
+    (16 bytes per float32 parameter), at most half of this machine's memory."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return memory // 2 // 16
+
+
+def check_model_size(recipe: Recipe, input_shape: tuple[int, ...], num_outputs: int) -> None:
+    """Build the recipe's model on the meta device (no memory, no random numbers) and refuse,
+    in one line, one that cannot be built (a zero width, say) or would not fit in memory."""
+    cfg = recipe.model
+    try:
+        with torch.device("meta"):
+            skeleton = zoo.MODELS[cfg.name](input_shape, num_outputs, **cfg.zoo_options())
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RecipeError(f"recipe field model: cannot build {cfg.name!r} ({first})") from None
+    count, limit = sum(p.numel() for p in skeleton.parameters()), max_parameters()
+    if count > limit:
+        raise RecipeError(f"recipe field model: {count:,} parameters; expected at most "
+                          f"{limit:,} (half of this machine's memory)")  # fmt: skip
 
 
 def task_sizes(recipe: Recipe, num_classes: int) -> list[int]:

@@ -518,6 +518,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def printable(text: str) -> str:
+    """`text` on one line: newlines, control characters and line separators that an error
+    message may quote from a bad input are shown escaped (``\\x1e``)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -527,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (RecipeError, DataNotFoundError, UnknownDatasetError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(str(err))}", file=sys.stderr)
         return 1
     except RunStopped as err:
         print(f"stopped: {err}", file=sys.stderr)

@@ -434,25 +434,35 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             if not isinstance(child, dict):
                 raise RecipeError(f"--set {key}: '{part}' is a value, not a section")
             node = child
-        node[leaf] = yaml.safe_load(text)
+        try:
+            node[leaf] = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise RecipeError(f"--set {key}: not a YAML value ({_first_line(err)})") from None
+    return raw
+
+
+def read_yaml_mapping(path: str | Path, what: str = "a recipe") -> dict[str, Any]:
+    """The mapping in a YAML file, or one RecipeError line saying what is wrong with the file
+    (missing, a directory, not UTF-8 text, not YAML, not a mapping)."""
+    path = Path(path)
+    if path.is_dir():
+        raise RecipeError(f"{path}: a directory; expected {what} (a YAML file)")
+    if not path.is_file():
+        raise RecipeError(f"{what} file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not UTF-8 text; expected {what} (a YAML file)") from None
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML ({_first_line(err)})") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: {what} is a mapping of sections, got {type(raw).__name__}")
     return raw
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a recipe; with no path, the built-in default recipe."""
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise RecipeError(f"recipe file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise RecipeError(f"{path}: not valid YAML ({_first_line(err)})") from None
-        if not isinstance(raw, dict):
-            raise RecipeError(
-                f"{path}: a recipe is a mapping of sections, got {type(raw).__name__}"
-            )
+    raw = {} if path is None else read_yaml_mapping(path)
     raw = apply_overrides(raw, overrides or [])
     return validate_recipe(raw)
 

@@ -20,11 +20,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 
-from trainlab.config import Recipe, RecipeError, apply_overrides, describe_error, validate_recipe
+from trainlab.config import (
+    Recipe,
+    RecipeError,
+    apply_overrides,
+    describe_error,
+    read_yaml_mapping,
+    validate_recipe,
+)
 from trainlab.durable import write_json, write_text
 from trainlab.runner import RunResult, new_run_dir, resume_run, train_recipe
 
@@ -81,13 +87,13 @@ class Row:
 def load_compare_spec(path: Path) -> tuple[CompareSpec, dict[str, list[Recipe]]]:
     """Read a comparison file and validate every (variant, seed) recipe before any run."""
     try:
-        spec = CompareSpec.model_validate(yaml.safe_load(path.read_text()) or {})
+        spec = CompareSpec.model_validate(read_yaml_mapping(path, "a comparison file"))
     except ValidationError as err:
         raise RecipeError(f"{path}: {describe_error(err.errors()[0])}") from None
     base_path = (path.parent / spec.recipe).resolve()
     if not base_path.is_file():
         raise RecipeError(f"{path}: recipe file not found: {base_path}")
-    base = yaml.safe_load(base_path.read_text()) or {}
+    base = read_yaml_mapping(base_path)
     recipes = {}
     for name, overrides in spec.variants.items():
         sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
