@@ -6,7 +6,7 @@ the first check, the first run of a comparison are replaced by a sentinel). Each
 either accepted or exits 1 with one line on stderr. The analysis commands get corrupt run
 directories and must do the same.
 
-The default run tries TRAINLAB_FUZZ_EXAMPLES=150 generated inputs (derandomized: the same
+The default run tries TRAINLAB_FUZZ_EXAMPLES=100 generated inputs (derandomized: the same
 inputs every run); a long run: `TRAINLAB_FUZZ_EXAMPLES=2500 .venv/bin/python -m pytest -s
 tests/test_bad_input_fuzz.py` (counts in test-artifacts/fuzz.json)."""
 
@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from trainlab import cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-N = int(os.environ.get("TRAINLAB_FUZZ_EXAMPLES", "150"))
+N = int(os.environ.get("TRAINLAB_FUZZ_EXAMPLES", "100"))
 OUTCOMES: Counter = Counter()
 
 
@@ -295,7 +295,7 @@ DAMAGE = [
 ]  # fmt: skip
 COMMANDS = [
     ["report"],
-    ["sharpness", "--examples", "32", "--max-iter", "2", "--trace-samples", "1"],
+    ["sharpness", "--examples", "32", "--max-iter", "2", "--trace-samples", "2"],
     ["fge", "--cycles", "1", "--cycle-epochs", "1"],
     ["landscape", "--grid", "2", "--examples", "16"],
     ["interpolate", "OTHER", "--grid", "2", "--examples", "16"],

@@ -21,6 +21,7 @@ from trainlab.config import Recipe, RecipeError, load_recipe
 from trainlab.data import TensorSplit
 from trainlab.evaluation import FINAL_WEIGHTS
 from trainlab.experiment import Experiment, build
+from trainlab.landscape.runs import load_weights
 from trainlab.report.analysis import read_json
 from trainlab.train.checkpoint import usable_checkpoint
 
@@ -65,5 +66,5 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         if ckpt is None:
             raise RecipeError(f"load_run: {run_dir} has no weights yet (no usable checkpoint)")
         state, weights, result = ckpt.weights, ckpt.path.name, None
-    exp.model.load_state_dict(state)
+    load_weights(exp.model, state, run_dir)
     return LoadedRun(run_dir, recipe, exp.model.eval(), weights, result, exp)

@@ -4,12 +4,12 @@ problem reported as one line before any work is done."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor
 
 from trainlab.config import Recipe, RecipeError, load_recipe
@@ -18,7 +18,7 @@ from trainlab.landscape.hessian import make_hvp, top_eigenvalues_power
 from trainlab.landscape.loss import loss_of_params, model_params, split_batches
 from trainlab.landscape.sharpness import SharpnessReport, sharpness_report
 from trainlab.report.analysis import read_json
-from trainlab.train import latest_checkpoint
+from trainlab.train.checkpoint import usable_checkpoint
 
 WEIGHTS = "model.safetensors"
 
@@ -43,11 +43,15 @@ def open_run(run_dir: str | Path) -> TrainedRun:
     expected = "a run directory with recipe.yaml and checkpoints/step-*/model.safetensors"
     if not (run_dir / "recipe.yaml").is_file():
         raise RunDirError(f"{run_dir}: expected {expected}; found no recipe.yaml")
-    checkpoint = latest_checkpoint(run_dir / "checkpoints")
-    if checkpoint is None or not (checkpoint / WEIGHTS).is_file():
-        raise RunDirError(f"{run_dir}: expected {expected}; found no checkpoint")
     recipe = load_recipe(run_dir / "recipe.yaml")
-    return TrainedRun(run_dir, recipe, checkpoint, load_file(str(checkpoint / WEIGHTS)))
+    damaged: list[str] = []
+    ckpt = usable_checkpoint(run_dir / "checkpoints", damaged.append, move_aside=False)
+    if ckpt is None:
+        why = f" ({len(damaged)} damaged)" if damaged else ""
+        raise RunDirError(f"{run_dir}: expected {expected}; found no usable checkpoint{why}")
+    for line in damaged:  # an older checkpoint is used: say so
+        print(f"warning: {line}", file=sys.stderr)
+    return TrainedRun(run_dir, recipe, ckpt.path, ckpt.weights)
 
 
 def _shapes(state: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:
@@ -94,8 +98,19 @@ def build_trained(run: TrainedRun, recipe: Recipe | None = None) -> Experiment:
 
     `recipe` (default: the run's) lets a caller rebuild with changes such as thread count."""
     exp = build(recipe or run.recipe)
-    exp.model.load_state_dict(run.state)
+    load_weights(exp.model, run.state, run.run_dir)
     return exp
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, Tensor], run_dir: Path) -> None:
+    """`model.load_state_dict(state)`, or RunDirError if the weights are not this model's
+    (a recipe.yaml edited after training, weights from another run)."""
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        detail = str(err).strip().splitlines()[-1].strip()
+        raise RunDirError(f"{run_dir}: the weights do not fit the model recipe.yaml builds "
+                          f"({detail}); expected the run's own recipe") from None  # fmt: skip
 
 
 def parameters_of(exp: Experiment, state: dict[str, Tensor]) -> list[Tensor]:
@@ -146,6 +161,10 @@ def run_sharpness_report(
     """`sharpness_report` (top eigenvalue, Hessian trace, SAM sharpness on two disjoint random
     subsets of the training split, and their spread) at a run's last checkpoint; `examples` is
     capped at half the training split."""
+    for flag, value, least in (("--examples", examples, 1), ("--max-iter", max_iter, 1),
+                               ("--trace-samples", trace_samples, 2)):  # fmt: skip
+        if value < least:
+            raise RecipeError(f"sharpness {flag}: expected an integer >= {least}, got {value}")
     exp = build_trained(open_run(run_dir))
     split = exp.loader.split
     n = max(1, min(examples, len(split) // 2))
