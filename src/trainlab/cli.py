@@ -260,6 +260,13 @@ def cmd_schedule_plot(args: argparse.Namespace) -> int:
     from trainlab.config import apply_overrides
     from trainlab.schedules import plot_schedule
 
+    if args.action == "list":
+        print(describe_schedules())
+        return 0
+    if args.name is None:
+        raise RecipeError("schedule plot NAME: give a schedule name (trainlab schedule list)")
+    if args.steps < 1:
+        raise RecipeError(f"schedule plot --steps: expected an integer >= 1, got {args.steps}")
     kwargs = apply_overrides({}, args.set)
     schedule = build_schedule(args.name, kwargs, args.lr, args.steps)
     out = Path(args.out or f"schedule-{args.name}.png")
@@ -268,6 +275,21 @@ def cmd_schedule_plot(args: argparse.Namespace) -> int:
     print(f"{args.name}: lr(0)={schedule(0):.4g}  lr({args.steps - 1})={last:.4g}  max={top:.4g}"
           f"  plot: {out}")  # fmt: skip
     return 0
+
+
+def describe_schedules() -> str:
+    """Each schedule's name with its required and optional arguments; `lr` / `max_lr` and
+    `total_steps` come from the optimizer and the run length when a recipe leaves them out."""
+    from trainlab.names import arguments
+    from trainlab.schedules import SCHEDULES
+
+    filled = {"lr", "max_lr", "total_steps"}
+    lines = ["schedule             required (besides lr and total_steps)   optional"]
+    for name, factory in SCHEDULES.items():
+        required, optional = arguments(factory)
+        need = ", ".join(a for a in required if a not in filled) or "-"
+        lines.append(f"{name:<20} {need:<38} {', '.join(optional) or '-'}")
+    return "\n".join(lines)
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
@@ -453,9 +475,10 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--folds", type=int, default=5)
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     v.set_defaults(func=cmd_cv)
-    s = sub.add_parser("schedule", help="plot a learning-rate schedule")
-    s.add_argument("action", choices=["plot"])
-    s.add_argument("name", help="schedule name, e.g. one_cycle, cosine, sgdr")
+    s = sub.add_parser("schedule", help="plot a learning-rate schedule, or list them",
+                       epilog="trainlab schedule list: every name with its arguments")  # fmt: skip
+    s.add_argument("action", choices=["plot", "list"])
+    s.add_argument("name", nargs="?", help="schedule name, e.g. one_cycle, cosine, sgdr")
     s.add_argument("--steps", type=int, default=1000)
     s.add_argument("--lr", type=float, default=0.1, help="lr (or max_lr) if not --set")
     s.add_argument("--set", action="append", default=[], metavar="ARG=VALUE")

@@ -5,6 +5,7 @@ Python traceback, and one that comes after the run finished changes nothing (exi
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -14,6 +15,10 @@ def main() -> int:
         from trainlab.cli import main as cli_main
 
         code = cli_main()
+    except BrokenPipeError:  # `trainlab runs | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # as Python's docs advise for SIGPIPE
+        return 141
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         print("stopped: interrupted (the last checkpoint is kept; --resume continues)",

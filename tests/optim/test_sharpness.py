@@ -258,7 +258,7 @@ def test_bad_policy_arguments_fail_in_one_line() -> None:
         ValueError, match=r"unknown SAM policy .* \(did you mean 'og-sam'\?\); valid: "
     ):
         get_policy("og_sam")
-    with pytest.raises(ValueError, match=r"^SAM policy 'sam': unknown argument 'eta'; accepts"):
+    with pytest.raises(ValueError, match=r"^SAM policy 'sam': unknown argument 'eta'; accepted"):
         get_policy("sam", eta=0.1)
     assert get_policy("eg-sam", rho=0.1).sync_first is False
     with pytest.raises(ValueError, match=r"^eg_sam_policy: eta=None uses the base"):

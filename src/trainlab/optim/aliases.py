@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainlab.names import closest_name_error
+from trainlab.names import checked_call, closest_name_error
 from trainlab.optim import fused
 from trainlab.optim.adaptive import (
     AdamState,
@@ -325,4 +325,4 @@ def get_optimizer(name: str, **kwargs: Any) -> Transform:
     key = name.lower()
     if key not in ALIASES:
         raise closest_name_error("optimizer", name, ALIASES)
-    return ALIASES[key](**kwargs)
+    return checked_call("optimizer", key, ALIASES[key], kwargs)

@@ -11,11 +11,10 @@ A chain without `scale_by_lr` gets `scale_by_lr(lr)` appended (the descent step)
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
-from trainlab.names import closest_name_error
+from trainlab.names import checked_call, closest_name_error
 from trainlab.optim.adaptive import (
     scale_by_adadelta,
     scale_by_adagrad,
@@ -49,12 +48,7 @@ def get_primitive(name: str, **kwargs: Any) -> Transform:
     """The primitive `name` built with `kwargs`; unknown names or arguments fail in one line."""
     if name not in PRIMITIVES:
         raise closest_name_error("transform", name, PRIMITIVES)
-    make = PRIMITIVES[name]
-    accepted = list(inspect.signature(make).parameters)
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(f"{name}: no argument '{unknown[0]}'; accepted: {', '.join(accepted)}")
-    return make(**kwargs)
+    return checked_call("transform", name, PRIMITIVES[name], kwargs)
 
 
 def chain_from_spec(steps: list[dict[str, Any]], lr: Any) -> Transform:

@@ -22,14 +22,13 @@ Hyperparameters may be floats or schedules of the 0-indexed step (counted by ``r
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from trainlab.names import closest_name_error
+from trainlab.names import checked_call, closest_name_error
 from trainlab.optim.clip import global_norm
 from trainlab.optim.transform import (
     CountState,
@@ -311,11 +310,4 @@ def get_policy(name: str, **kwargs: Any) -> SamPolicy:
     """A policy by name (``"sam"``, ``"asam"``, ``"eg-sam"``, ``"og-sam"``, ``"ao-sam"``)."""
     if name not in POLICIES:
         raise closest_name_error("SAM policy", name, POLICIES)
-    make = POLICIES[name]
-    accepted = list(inspect.signature(make).parameters)
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"SAM policy {name!r}: unknown argument {unknown[0]!r}; accepts {accepted}"
-        )
-    return make(**kwargs)
+    return checked_call("SAM policy", name, POLICIES[name], kwargs)

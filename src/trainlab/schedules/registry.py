@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from functools import partial
 
-from trainlab.names import closest_name_error
+from trainlab.names import checked_call, closest_name_error
 from trainlab.schedules._types import Schedule
 from trainlab.schedules.cyclic import cyclic, one_cycle, one_cycle_momentum, sgdr
 from trainlab.schedules.decay import (
@@ -55,8 +54,4 @@ def get_schedule(name: str, **kwargs: object) -> Schedule:
     factory = SCHEDULES.get(name)
     if factory is None:
         raise closest_name_error("schedule", name, SCHEDULES)
-    try:
-        return factory(**kwargs)
-    except TypeError as err:  # unknown or missing keyword: name the accepted ones
-        accepted = ", ".join(inspect.signature(factory).parameters)
-        raise ValueError(f"schedule {name!r}: {err}; accepted arguments: {accepted}") from None
+    return checked_call("schedule", name, factory, kwargs)
