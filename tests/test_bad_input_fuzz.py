@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from trainlab import cli
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "src" / "trainlab" / "recipes"
 N = int(os.environ.get("TRAINLAB_FUZZ_EXAMPLES", "100"))
 OUTCOMES: Counter = Counter()
 

@@ -19,15 +19,13 @@ from trainlab.data import DATASETS, DataNotFoundError, UnknownDatasetError, data
 from trainlab.evaluation import describe_metrics
 from trainlab.runner import RunResult, RunStopped, interrupt_on_signals, resume_run, train_recipe
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
 
 def _recipe_path(name: str | None) -> Path | None:
-    """A recipe file path, or a bundled recipe's name (`mlp` -> examples/mlp.yaml)."""
-    if name is None or Path(name).is_file():
-        return None if name is None else Path(name)
-    bundled = EXAMPLES / f"{name.removesuffix('.yaml')}.yaml"
-    return bundled if bundled.is_file() else Path(name)
+    """A recipe file path, or a bundled recipe's name (`mlp` -> trainlab/recipes/mlp.yaml);
+    None for the built-in default recipe."""
+    from trainlab.bundled import recipe_file
+
+    return None if name is None else recipe_file(name)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -176,10 +174,15 @@ def _train_ensemble(recipe: Recipe, args: argparse.Namespace, err: Console) -> i
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    print("default  (built in: small CNN with BatchNorm on Fashion-MNIST)")
-    for path in sorted(EXAMPLES.glob("*.yaml")):
-        first = path.read_text().splitlines()[0].lstrip("# ").strip()
-        print(f"{path.stem:<8} {path}  {first}")
+    from trainlab.bundled import bundled_recipes, bundled_studies, first_line
+
+    print("recipes (trainlab train NAME):")
+    print(f"  {'default':<20} built in: small CNN with BatchNorm on Fashion-MNIST")
+    for name, path in bundled_recipes().items():
+        print(f"  {name:<20} {first_line(path)}")
+    print("studies (trainlab compare NAME, trainlab connect NAME):")
+    for name, path in bundled_studies().items():
+        print(f"  {name:<20} {first_line(path)}")
     return 0
 
 
@@ -201,9 +204,10 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from trainlab.bundled import study_file
     from trainlab.study import compare, format_table, load_compare_spec
 
-    spec, recipes = load_compare_spec(Path(args.file))
+    spec, recipes = load_compare_spec(study_file(args.file))
     given = Path(args.study_dir) if args.study_dir else None
     study, rows = compare(spec, recipes, Path(args.runs_dir), Console(stderr=True), given)
     print(format_table(rows, spec.seeds))
@@ -295,6 +299,7 @@ def describe_schedules() -> str:
 def cmd_connect(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from trainlab.bundled import study_file
     from trainlab.config import describe_error
     from trainlab.landscape.connect import CurveOptions, connect_file, connect_runs, describe
 
@@ -307,7 +312,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     if len(args.inputs) == 1:
-        summary = connect_file(_recipe_path(args.inputs[0]), overrides, say)
+        summary = connect_file(study_file(args.inputs[0]), overrides, say)
     elif len(args.inputs) == 2:
         try:
             options = CurveOptions(**overrides)
@@ -316,7 +321,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else None
         summary = connect_runs(args.inputs[0], args.inputs[1], options, out, say)
     else:
-        raise RecipeError("connect: expected RUN_A RUN_B, or one connect file (examples/connect)")
+        raise RecipeError("connect: expected RUN_A RUN_B, or one connect file (e.g. connect)")
     print(describe(summary))
     print(f"curve.npz, connect.png, connect.json: {summary['out_dir']}")
     return 0
@@ -446,7 +451,9 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("name", nargs="?")
     d.set_defaults(func=cmd_data)
     c = sub.add_parser("compare", help="run recipe variants over seeds; table of mean ± std")
-    c.add_argument("file", help="comparison YAML (see examples/compare-sam.yaml)")
+    c.add_argument(
+        "file", help="comparison file or bundled name (trainlab recipes), e.g. compare-sam"
+    )
     c.add_argument("--runs-dir", default="runs")
     c.add_argument("--study-dir", metavar="DIR",
                    help="use DIR for the study: a comparison killed part-way continues there "

@@ -216,7 +216,9 @@ def test_bad_run_directories_fail_with_one_line(tmp_path) -> None:
         open_run(tmp_path)
     assert "\n" not in str(err.value)
     (tmp_path / "recipe.yaml").write_text(dump_recipe(Recipe()))
-    with pytest.raises(RunDirError, match="expected a run directory with .* found no checkpoint"):
+    with pytest.raises(
+        RunDirError, match="expected a run directory with .* found no usable checkpoint"
+    ):
         open_run(tmp_path)
     a = open_run(_fake_run(tmp_path / "a", [8]))
     b = open_run(_fake_run(tmp_path / "b", [16]))

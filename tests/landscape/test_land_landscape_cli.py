@@ -115,7 +115,7 @@ def test_run_without_checkpoint_or_with_too_few_for_pca(runs, tmp_path: Path, ca
     empty.mkdir()
     (empty / "recipe.yaml").write_text((runs["b"] / "recipe.yaml").read_text())
     assert main(["landscape", str(empty)]) == 1
-    assert "found no checkpoint" in capsys.readouterr().err
+    assert "found no usable checkpoint" in capsys.readouterr().err
     assert main(["landscape", str(runs["b"]), "--directions", "pca"]) == 1
     assert "at least 3 checkpoints" in capsys.readouterr().err
 

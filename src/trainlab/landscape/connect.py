@@ -25,13 +25,12 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors.torch import load_file, save_file
 
-from trainlab.config import Recipe, RecipeError, describe_error, validate_recipe
+from trainlab.config import Recipe, RecipeError, describe_error, read_yaml_mapping, validate_recipe
 from trainlab.data import TensorSplit
 from trainlab.durable import replacing, save_figure, write_json
 from trainlab.experiment import Experiment
@@ -86,9 +85,7 @@ class ConnectSpec(CurveOptions):
 
 def load_connect_spec(path: Path, overrides: dict[str, Any] | None = None) -> ConnectSpec:
     """Read and validate a connect file (and both endpoint recipes) before any training."""
-    raw = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise RecipeError(f"{path}: a connect file is a mapping, got {type(raw).__name__}")
+    raw = read_yaml_mapping(path, "a connect file")
     try:
         spec = ConnectSpec.model_validate({**raw, **(overrides or {})})
     except ValidationError as err:

@@ -3,7 +3,7 @@
 A comparison file names a base recipe, the seeds and the variants (each a set of `--set`
 style overrides); every variant's recipe is validated before the first run starts:
 
-    recipe: mnist1d-mlp.yaml        # relative to this file
+    recipe: mnist1d-mlp             # a bundled recipe, or a path relative to this file
     seeds: [0, 1, 2]
     variants:
       sgd: {}
@@ -90,10 +90,12 @@ def load_compare_spec(path: Path) -> tuple[CompareSpec, dict[str, list[Recipe]]]
         spec = CompareSpec.model_validate(read_yaml_mapping(path, "a comparison file"))
     except ValidationError as err:
         raise RecipeError(f"{path}: {describe_error(err.errors()[0])}") from None
-    base_path = (path.parent / spec.recipe).resolve()
-    if not base_path.is_file():
-        raise RecipeError(f"{path}: recipe file not found: {base_path}")
-    base = read_yaml_mapping(base_path)
+    from trainlab.bundled import base_recipe_file
+
+    try:
+        base = read_yaml_mapping(base_recipe_file(spec.recipe, path))
+    except RecipeError as err:
+        raise RecipeError(f"{path}: field recipe: {err}") from None
     recipes = {}
     for name, overrides in spec.variants.items():
         sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
