@@ -81,3 +81,19 @@ def test_missing_file_and_bad_yaml_are_one_line(tmp_path):
     with pytest.raises(RecipeError, match="not valid YAML") as info:
         load_recipe(bad)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"multitask": {"tasks": [{"name": "a", "nosuch": 1}]}},
+         "recipe field multitask.tasks.0.nosuch: unknown field; valid: name, weight, derive"),
+        ({"ensemble": {"members": 2, "nosuch": 1}}, "recipe field ensemble.nosuch: unknown field"),
+        ({"data": {"batch_growth": {"epochs": [1], "fctor": 2}}}, "(did you mean 'factor'?)"),
+    ],
+)  # fmt: skip
+def test_unknown_fields_in_optional_sections_and_list_items(raw, expected):
+    """Found by the fuzzer: these once crashed the error message itself (NoneType)."""
+    with pytest.raises(RecipeError) as err:
+        validate_recipe(raw)
+    assert expected in str(err.value)

@@ -106,3 +106,16 @@ def test_bad_ensemble_input_is_one_line(
     with pytest.raises(RecipeError, match=message) as err:
         run_ensemble(recipe(tmp_path, train, **ensemble), quiet=True)
     assert "\n" not in str(err.value)
+
+
+def test_a_member_that_cannot_be_built_fails_before_any_member_trains(tmp_path, capsys):
+    """Found by the fuzzer: the error came after "member 1/5" had been printed."""
+    from trainlab.cli import main
+
+    path = tmp_path / "e.yaml"
+    path.write_text("data: {name: digits}\nmodel: {name: mlp, widths: [8]}\n"
+                    "optimizer: {name: sgd, nosuch: 1}\nensemble: {members: 2}\n")  # fmt: skip
+    assert main(["train", str(path), "--runs-dir", str(tmp_path / "runs")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: member 0: recipe field optimizer.nosuch") and "\n" not in err
+    assert not (tmp_path / "runs").exists()

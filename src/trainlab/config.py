@@ -8,6 +8,7 @@ value and, for names, the closest valid one. `--set a.b=value` overrides any fie
 from __future__ import annotations
 
 import difflib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -508,15 +509,28 @@ def _closest_field(loc: tuple[Any, ...]) -> str:
     return f"; valid: {', '.join(fields)}" if fields else ""
 
 
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model an annotation holds (`X`, `X | None`, `list[X]`, ...), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _section_fields(loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the section at `loc` (list items are skipped over), or []."""
     cls: Any = Recipe
     for part in loc:
+        if isinstance(part, int):
+            continue
         if part in MODEL_CONFIGS:
             cls = MODEL_CONFIGS[part]
             continue
         info = cls.model_fields.get(part)
-        if info is None:
+        cls = None if info is None else _model_in(info.annotation)
+        if cls is None:
             return []
-        cls = info.default_factory() if info.default_factory else info.default
-        cls = type(cls)
     return list(cls.model_fields)

@@ -111,7 +111,7 @@ def _variant(base: dict, sets: list[str], name: str, seed: int) -> Recipe:
         raise RecipeError(f"variant {name}: {err}") from None
 
 
-def preflight(recipes: dict[str, list[Recipe]]) -> None:
+def preflight(recipes: dict[str, list[Recipe]], what: str = "variant") -> None:
     """Build each variant (its first seed: seeds change only random draws) as a run would,
     data and probes included, so that a variant that cannot run fails before the first run
     trains — not after the variants before it have."""
@@ -122,7 +122,7 @@ def preflight(recipes: dict[str, list[Recipe]]) -> None:
         try:
             RunDiagnosis(build(variant_recipes[0])).close()
         except RecipeError as err:
-            raise RecipeError(f"variant {name}: {err}") from None
+            raise RecipeError(f"{what} {name}: {err}") from None
 
 
 def compare(

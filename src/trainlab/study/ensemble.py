@@ -29,6 +29,7 @@ from trainlab.evaluation import FINAL_WEIGHTS
 from trainlab.experiment import build
 from trainlab.report.analysis import read_json
 from trainlab.runner import new_run_dir, resume_run, train_recipe
+from trainlab.study.compare import preflight
 
 ENSEMBLE_FILE = "ensemble.json"
 
@@ -89,6 +90,7 @@ def run_ensemble(
         snaps = result.experiment.snapshots
         names = [{"name": f"snapshot@{step}", "step": step} for step in snaps.steps]
         return _measure(recipe, result.run_dir, names, snaps.models, result.experiment.test)
+    preflight({"0": [member_recipe(recipe, 0)]}, "member")  # fails before any member trains
     run_dir = run_dir or new_run_dir(recipe)
     write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
     models, test, names = [], None, []
