@@ -40,11 +40,24 @@ def build_model(
         model = MultiTaskNet.from_single_head(model, task_sizes(recipe, num_outputs))
     if recipe.init is not None:
         initialize(model, recipe.init, recipe.seed, batch)
+    if cfg.zero_head:
+        zero_output_layer(model)
     if cfg.weight_norm:
         zoo.apply_weight_norm(model)
     if cfg.weight_noise > 0:
         zoo.add_weight_noise(model, cfg.weight_noise)
     return model
+
+
+def zero_output_layer(model: nn.Module) -> None:
+    """Zero the weight and bias of the model's last Linear layer (its output layer)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise RecipeError("recipe field model.zero_head: the model has no Linear output layer")
+    with torch.no_grad():
+        linears[-1].weight.zero_()
+        if linears[-1].bias is not None:
+            linears[-1].bias.zero_()
 
 
 def max_parameters() -> int:

@@ -98,6 +98,10 @@ class _ModelBase(_Strict):
     norm_options: dict[str, Any] = Field(default_factory=dict)
     weight_norm: bool = False
     weight_noise: Annotated[float, Field(ge=0)] = 0.0
+    # The output layer starts at zero: every class equally likely, so the loss at init is
+    # log C, CS231n's first sanity check (the default CNN's BatchNorm-ReLU-max-pool features
+    # otherwise give confident logits at init: 3.15 against log 10 = 2.30).
+    zero_head: bool = False
 
     @field_validator("activation")
     @classmethod
@@ -111,7 +115,7 @@ class _ModelBase(_Strict):
 
     def zoo_options(self) -> dict[str, Any]:
         """Keyword arguments of the zoo function (the rest is applied after building)."""
-        return self.model_dump(exclude={"name", "weight_norm", "weight_noise"})
+        return self.model_dump(exclude={"name", "weight_norm", "weight_noise", "zero_head"})
 
 
 class _Regularized(_ModelBase):
@@ -161,7 +165,9 @@ class ResNetConfig(_ModelBase):
         return v
 
     def zoo_options(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"name", "weight_norm", "weight_noise", "norm_options"})
+        return self.model_dump(
+            exclude={"name", "weight_norm", "weight_noise", "norm_options", "zero_head"}
+        )
 
 
 ModelConfig = Annotated[MLPConfig | CNNConfig | ResNetConfig, Field(discriminator="name")]
@@ -393,7 +399,7 @@ class Recipe(_Strict):
     name: str = "default"
     seed: int = 0
     data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=CNNConfig)
+    model: ModelConfig = Field(default_factory=lambda: CNNConfig(zero_head=True))
     init: InitConfig | None = None
     optimizer: OptimizerConfig = Field(
         default_factory=lambda: OptimizerConfig(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
+from pathlib import Path
 
 import pytest
 import torch
@@ -286,3 +287,18 @@ def test_probe_on_unknown_layer_names_the_closest(capsys) -> None:
         Probes(model, layers=["haed"])
     msg = str(err.value)
     assert "\n" not in msg and "did you mean 'head'?" in msg and "valid: act, fc1, head" in msg
+
+
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
+)
+def test_default_recipe_passes_every_check(capsys):
+    """The built-in default recipe passes all five CS231n checks: its zero-initialized output
+    layer gives exactly log 10 at init (it was 3.15 and a warning)."""
+    from trainlab.cli import main
+
+    assert main(["check"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 5 and all(line.startswith("PASS") for line in lines), lines
+    assert lines[0].split()[4] == "2.303"

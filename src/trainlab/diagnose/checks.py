@@ -372,6 +372,19 @@ def regularization_check(
 # ---- batch independence ---------------------------------------------------------------------
 
 
+def _redraw_zero_weights(net: nn.Module, seed: int) -> int:
+    """Give the all-zero weight matrices of `net` (a copy) small random values: a zero output
+    layer cuts every path from the inputs and would leave the check nothing to look at."""
+    g = torch.Generator().manual_seed(seed)
+    count = 0
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dim() >= 2 and not p.any():
+                p.copy_(0.01 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+                count += 1
+    return count
+
+
 def batch_independence_check(
     model: nn.Module,
     loss_fn: LossFn,
@@ -387,6 +400,7 @@ def batch_independence_check(
     mixes the batch by design — is checked in eval mode, and the result says so."""
     batch_norm = uses_batch_statistics(model)
     net = copy.deepcopy(model).train(not batch_norm)
+    redrawn = _redraw_zero_weights(net, seed)
     x = x.detach().clone().requires_grad_(True)
     cross, own = 0.0, 0.0
     for i in range(len(y)):
@@ -398,6 +412,8 @@ def batch_independence_check(
         own = max(own, float(grad[i].abs().max()))
     mode = "eval mode (BatchNorm mixes the batch by design)" if batch_norm else "training mode"
     detail = f"{len(y)} examples, {mode}; largest own-input gradient {own:.3g}"
+    if redrawn:
+        detail += f"; {redrawn} all-zero weight matrices (e.g. a zero head) redrawn for the check"
     status: Status = "fail" if cross != 0.0 else "pass" if own > 0 else "warn"
     if status == "warn":
         detail += " (all zero: the check says nothing)"
