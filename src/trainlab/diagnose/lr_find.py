@@ -370,7 +370,7 @@ def plot_lr_find(result: LrFindResult, path: str | Path) -> Path:
         raw = [v for v in result.losses if math.isfinite(v)]
         if finite:  # keep the divergence spike from flattening the interesting part
             lo, hi = min(finite + raw), max(finite[0], min(finite) * 1.5)  # raw dips shown
-            top = max(hi, min(max(finite), 4 * hi))
+            top = max(hi, min(max(finite), 1.5 * hi))  # the divergence runs off the top
             ax.set_ylim(lo - 0.05 * (top - lo), top + 0.05 * (top - lo) + 1e-12)
     ax.set_xscale("log")
     for k, (name, lr) in enumerate(result.suggestions.items()):
