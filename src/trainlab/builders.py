@@ -134,10 +134,7 @@ def _transform(cfg: OptimizerConfig) -> optim.Transform:
         return optim.chain_from_spec(cfg.chain, cfg.lr)
     if cfg.name not in optim.ALIASES:
         raise closest_name_error("optimizer", cfg.name, [*optim.ALIASES, "torch.<Class>"])
-    _check_arguments(
-        cfg.name, cfg.kwargs(), list(inspect.signature(optim.ALIASES[cfg.name]).parameters)
-    )
-    return optim.get_optimizer(cfg.name, **cfg.kwargs())
+    return optim.get_optimizer(cfg.name, **cfg.kwargs())  # arguments checked by the recipe
 
 
 def _make_optimizer(cfg: OptimizerConfig, model: nn.Module) -> torch.optim.Optimizer:

@@ -8,10 +8,13 @@ value and, for names, the closest valid one. `--set a.b=value` overrides any fie
 from __future__ import annotations
 
 import difflib
+import inspect
+import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import torch
 import yaml
 from pydantic import (
     BaseModel,
@@ -35,6 +38,14 @@ from trainlab.train.losses import LOSSES
 
 class RecipeError(ValueError):
     """A recipe that cannot be used; the message is one line."""
+
+
+class UnknownArgument(Exception):  # not a ValueError, so pydantic lets it through
+    """A name's argument it does not take; carries the field so the line names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class _Strict(BaseModel):
@@ -211,7 +222,7 @@ class OptimizerConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str = "sgd"
-    lr: Annotated[float, Field(gt=0)] = 0.1
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None  # None: the alias's
     chain: list[dict[str, Any]] | None = None
     sam: SamConfig | None = None
     lookahead: LookaheadConfig | None = None
@@ -221,10 +232,48 @@ class OptimizerConfig(BaseModel):
     def _optimizer(cls, v: str) -> str:
         return v if v.startswith("torch.") else _known("optimizer", v, [*ALIASES, "torch.<Class>"])
 
+    @model_validator(mode="after")
+    def _resolve(self) -> OptimizerConfig:
+        """Every argument the alias takes, filled with its default when the recipe leaves it
+        out (torch.optim's defaults: adam's lr is 1e-3, not another optimizer's), so the
+        recorded recipe says every value the run used; an argument the alias does not take
+        is an error naming the accepted ones."""
+        if self.chain is not None or self.name.startswith("torch."):
+            if self.lr is None:
+                self.lr = CHAIN_LR if self.chain is not None else _torch_default_lr(self.name)
+            return self
+        params = inspect.signature(ALIASES[self.name]).parameters
+        extra = self.__pydantic_extra__ if self.__pydantic_extra__ is not None else {}
+        for key in extra:
+            if key not in params:
+                close = difflib.get_close_matches(key, list(params), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise UnknownArgument(f"optimizer.{key}", f"{self.name} has no argument "
+                                      f"'{key}'{hint}; accepted: {', '.join(params)}")  # fmt: skip
+        for key, param in params.items():
+            default = list(param.default) if isinstance(param.default, tuple) else param.default
+            if key == "lr":
+                self.lr = default if self.lr is None else self.lr
+            elif key not in extra:
+                extra[key] = default
+        return self
+
     def kwargs(self) -> dict[str, Any]:
         """The alias's keyword arguments: every extra field, plus lr."""
         skip = {"name", "chain", "sam", "lookahead"}
         return {k: v for k, v in self.model_dump().items() if k not in skip}
+
+
+CHAIN_LR = 0.1  # an explicit chain's learning rate when the recipe gives none
+
+
+def _torch_default_lr(name: str) -> float | None:
+    """The default lr of torch.optim's class `name` (`torch.SGD` -> 0.001), if it has one."""
+    cls = getattr(torch.optim, name.removeprefix("torch."), None)
+    if not isinstance(cls, type):
+        return None  # an unknown class: building says so, naming the valid ones
+    default = inspect.signature(cls).parameters.get("lr")
+    return default.default if default is not None and isinstance(default.default, float) else None
 
 
 class PlateauConfig(_Strict):
@@ -428,21 +477,55 @@ class Recipe(_Strict):
 # ---------------------------------------------------------------- loading and errors
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1's safe loader, reading `1e-4` as a number as YAML 1.2 does (1.1 wants a dot,
+    `1.0e-4`, and would hand an optimizer the string '1e-4')."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text (recipes, `--set` values) with `_Loader`."""
+    return yaml.load(text, Loader=_Loader)
+
+
+NAMED_SECTIONS = ("optimizer", "schedule", "model")  # a new name starts from its defaults
+
+
+def _parse_override(item: str) -> tuple[str, str]:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"--set expects key.path=value, got '{item}'")
+    return key, text
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `key.path=value` overrides; values are parsed as YAML (`0.1`, `true`, `[1, 2]`)."""
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise RecipeError(f"--set expects key.path=value, got '{item}'")
+    """Apply `key.path=value` overrides; values are parsed as YAML (`0.1`, `true`, `[1, 2]`).
+    Each changes one field and keeps its siblings; a new `name` for a named section
+    (optimizer, schedule, model) starts that section afresh from the new name's defaults, and
+    is applied before the section's other fields, whatever their order."""
+    parsed = [_parse_override(item) for item in overrides]
+    renames = [(k, t) for k, t in parsed if k.count(".") == 1 and k.split(".")[0] in NAMED_SECTIONS
+               and k.endswith(".name")]  # fmt: skip
+    for key, _ in renames:
+        raw[key.split(".")[0]] = {}
+    for key, text in [*renames, *[(k, t) for k, t in parsed if (k, t) not in renames]]:
         node = raw
         *parents, leaf = key.split(".")
         for part in parents:
-            child = node.setdefault(part, {})
+            child = node.get(part)
+            if child is None:  # an absent or null section: start one
+                child = node[part] = {}
             if not isinstance(child, dict):
                 raise RecipeError(f"--set {key}: '{part}' is a value, not a section")
             node = child
         try:
-            node[leaf] = yaml.safe_load(text)
+            node[leaf] = load_yaml(text)
         except yaml.YAMLError as err:
             raise RecipeError(f"--set {key}: not a YAML value ({_first_line(err)})") from None
     return raw
@@ -457,7 +540,7 @@ def read_yaml_mapping(path: str | Path, what: str = "a recipe") -> dict[str, Any
     if not path.is_file():
         raise RecipeError(f"{what} file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+        raw = load_yaml(path.read_bytes().decode("utf-8")) or {}
     except UnicodeDecodeError:
         raise RecipeError(f"{path}: not UTF-8 text; expected {what} (a YAML file)") from None
     except yaml.YAMLError as err:
@@ -470,8 +553,16 @@ def read_yaml_mapping(path: str | Path, what: str = "a recipe") -> dict[str, Any
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
     """Read, override and validate a recipe; with no path, the built-in default recipe."""
     raw = {} if path is None else read_yaml_mapping(path)
-    raw = apply_overrides(raw, overrides or [])
-    return validate_recipe(raw)
+    return override_recipe(raw, overrides or [])
+
+
+def override_recipe(raw: dict[str, Any], overrides: list[str]) -> Recipe:
+    """The recipe `raw` resolved (every default written out), then `overrides` applied to the
+    resolved fields (`apply_overrides`) and validated again."""
+    recipe = validate_recipe(raw)
+    if not overrides:
+        return recipe
+    return validate_recipe(apply_overrides(recipe.model_dump(mode="json"), overrides))
 
 
 def validate_recipe(raw: dict[str, Any]) -> Recipe:
@@ -480,6 +571,8 @@ def validate_recipe(raw: dict[str, Any]) -> Recipe:
         return Recipe.model_validate(raw)
     except ValidationError as err:
         raise RecipeError(describe_error(err.errors()[0])) from None
+    except UnknownArgument as err:
+        raise RecipeError(f"recipe field {err.field}: {err}") from None
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -26,10 +26,9 @@ from rich.console import Console
 from trainlab.config import (
     Recipe,
     RecipeError,
-    apply_overrides,
     describe_error,
+    override_recipe,
     read_yaml_mapping,
-    validate_recipe,
 )
 from trainlab.durable import write_json, write_text
 from trainlab.runner import RunResult, new_run_dir, resume_run, train_recipe
@@ -104,9 +103,8 @@ def load_compare_spec(path: Path) -> tuple[CompareSpec, dict[str, list[Recipe]]]
 
 
 def _variant(base: dict, sets: list[str], name: str, seed: int) -> Recipe:
-    raw = apply_overrides(json.loads(json.dumps(base)), [*sets, f"seed={seed}"])
     try:
-        return validate_recipe({**raw, "name": f"{name}-seed{seed}"})
+        return override_recipe(base, [*sets, f"seed={seed}", f"name={name}-seed{seed}"])
     except RecipeError as err:
         raise RecipeError(f"variant {name}: {err}") from None
 
