@@ -13,6 +13,7 @@ tests/test_bad_input_fuzz.py` (counts in test-artifacts/fuzz.json)."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -69,6 +70,11 @@ def _paths(obj: object, prefix: tuple = ()) -> list[tuple]:
     return out
 
 
+def _bad(draw: st.DrawFn) -> object:
+    """A bad value, copied: the shared lists and dicts of BAD must never nest in themselves."""
+    return copy.deepcopy(draw(st.sampled_from(BAD)))
+
+
 def _mutate(raw: dict, draw: st.DrawFn) -> dict:
     """One to three mutations at random places: a bad value, a deleted key, an unknown key."""
     raw = json.loads(json.dumps(raw))
@@ -81,13 +87,11 @@ def _mutate(raw: dict, draw: st.DrawFn) -> dict:
             parent = parent[key]
         if not path or kind == "unknown":
             target = parent if not path or isinstance(parent, dict) else raw
-            target[draw(st.sampled_from(["nosuch", "lr", "name", "epochs"]))] = draw(
-                st.sampled_from(BAD)
-            )  # fmt: skip
+            target[draw(st.sampled_from(["nosuch", "lr", "name", "epochs"]))] = _bad(draw)
         elif kind == "delete" and isinstance(parent, dict):
             del parent[path[-1]]
         else:
-            parent[path[-1]] = draw(st.sampled_from(BAD))
+            parent[path[-1]] = _bad(draw)
     return raw
 
 
