@@ -31,10 +31,29 @@ def build_model(
     """The zoo model the recipe names, initialized from the recipe's seed: torch's default
     init, or the recipe's `init` section (then LSUV on `batch` if asked), then weight
     normalization and weight noise if asked. A multi-task recipe gets one head per task on
-    the network's shared trunk."""
-    cfg = recipe.model
+    the network's shared trunk. The caller's global RNG is left as it was."""
+    return seeded_model(recipe, input_shape, num_outputs, batch)[0]
+
+
+def seeded_model(
+    recipe: Recipe,
+    input_shape: tuple[int, ...],
+    num_outputs: int,
+    batch: torch.Tensor | None = None,
+) -> tuple[nn.Module, torch.Tensor]:
+    """`build_model`, and the state the global RNG (seeded with the recipe's seed) was left in
+    by the initialization: training draws its dropout masks from there on."""
     check_model_size(recipe, input_shape, num_outputs)
-    torch.manual_seed(recipe.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        model = _initialized_model(recipe, input_shape, num_outputs, batch)
+        return model, torch.get_rng_state()
+
+
+def _initialized_model(
+    recipe: Recipe, input_shape: tuple[int, ...], num_outputs: int, batch: torch.Tensor | None
+) -> nn.Module:
+    cfg = recipe.model
     model = zoo.MODELS[cfg.name](input_shape, num_outputs, **cfg.zoo_options())
     if recipe.multitask is not None:
         model = MultiTaskNet.from_single_head(model, task_sizes(recipe, num_outputs))

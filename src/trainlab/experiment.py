@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from trainlab.builders import (
-    build_model,
     build_optimizer,
     build_penalty,
     build_schedule,
+    seeded_model,
     task_sizes,
 )
 from trainlab.config import Recipe, RecipeError
@@ -62,6 +62,7 @@ class Experiment:
     ema: EMAWeights | None = None  # averaged weights for evaluation (train.ema_decay)
     snapshots: SnapshotEnsemble | None = None  # ensemble.method: snapshot
     inputs: InputTransform | None = None  # raw examples -> what the model takes (`predict`)
+    rng_state: torch.Tensor | None = None  # the global RNG after the seeded initialization
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,6 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
     """Load the data (unless `bundle` is given, e.g. a cross-validation fold) and build model,
     optimizer, schedule and loss; fail before training."""
     data = recipe.data
-    if recipe.train.threads is not None:  # small models on a busy machine run faster on fewer
-        torch.set_num_threads(recipe.train.threads)
     bundle = bundle or load_bundle(recipe)
     if data.subset is not None:
         bundle = training_subset(bundle, data.subset, data_seed(recipe))
@@ -139,7 +138,7 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
     )  # fmt: skip
     num_outputs = bundle.num_classes or int(train.y.shape[-1])
     lsuv_batch = train.x[: recipe.init.lsuv_batch] if recipe.init is not None else None
-    model = build_model(recipe, tuple(train.x.shape[1:]), num_outputs, lsuv_batch)
+    model, rng_state = seeded_model(recipe, tuple(train.x.shape[1:]), num_outputs, lsuv_batch)
     if recipe.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(recipe.optimizer, model)
@@ -173,7 +172,7 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
     return Experiment(
         recipe, model, optimizer, schedule, loader, val, test, build_loss(recipe, num_outputs),
         notes, Augment(data.augment) if data.augment else None, callbacks, stateful,
-        build_penalty(recipe, model), ema, snapshots, InputTransform(norm, fitted),
+        build_penalty(recipe, model), ema, snapshots, InputTransform(norm, fitted), rng_state,
     )  # fmt: skip
 
 

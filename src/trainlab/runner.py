@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
@@ -122,13 +123,31 @@ def train_recipe(
     run_dir: Path | None = None,
 ) -> RunResult:
     """Build everything, create the run directory and train from the start."""
-    exp = build(recipe)
-    diagnosis = RunDiagnosis(exp)  # a bad probe layer name fails before the run directory
-    run_dir = run_dir or new_run_dir(recipe)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
-    write_json(run_dir / "data.json", exp.notes)
-    return _train(exp, run_dir, Position(), quiet, console, diagnosis)
+    with run_torch_state(recipe):
+        exp = build(recipe)
+        diagnosis = RunDiagnosis(exp)  # a bad probe layer name fails before the run directory
+        run_dir = run_dir or new_run_dir(recipe)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
+        write_json(run_dir / "data.json", exp.notes)
+        if exp.rng_state is not None:  # dropout continues from the seeded initialization
+            torch.set_rng_state(exp.rng_state)
+        return _train(exp, run_dir, Position(), quiet, console, diagnosis)
+
+
+@contextmanager
+def run_torch_state(recipe: Recipe) -> Iterator[None]:
+    """The run's process-wide torch settings for the duration of a run, the caller's restored
+    afterwards: the recipe's thread count (`train.threads`) and the global RNG, which
+    dropout draws from and checkpoints save."""
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        if recipe.train.threads is not None:  # small models on a busy machine: fewer threads
+            torch.set_num_threads(recipe.train.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
 
 
 def resume_run(
@@ -153,12 +172,15 @@ def resume_run(
     if recorded is not None:
         recorded.verdicts = repair_finished(run_dir, recipe.diagnose.report, warn)
         return recorded
-    exp = build(recipe)
-    diagnosis = RunDiagnosis(exp)
-    write_json(run_dir / "data.json", exp.notes)  # a kill may have come before it was written
-    position = _restore_latest(exp, run_dir, warn)
-    diagnosis.resume(run_dir, position.step, warn)
-    return _train(exp, run_dir, position, quiet, console, diagnosis)
+    with run_torch_state(recipe):
+        exp = build(recipe)
+        diagnosis = RunDiagnosis(exp)
+        write_json(run_dir / "data.json", exp.notes)  # a kill may have come before it
+        if exp.rng_state is not None:  # as a fresh run, if there is no checkpoint to restore
+            torch.set_rng_state(exp.rng_state)
+        position = _restore_latest(exp, run_dir, warn)
+        diagnosis.resume(run_dir, position.step, warn)
+        return _train(exp, run_dir, position, quiet, console, diagnosis)
 
 
 def _warn(line: str) -> None:

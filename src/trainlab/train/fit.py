@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,6 +22,19 @@ class Interrupted(KeyboardInterrupt):
     """Training stopped on request (Ctrl-C) after a checkpoint was written."""
 
 
+def _restores_global_rng(fn: Callable[..., Position]) -> Callable[..., Position]:
+    """Run `fn` with the global torch RNG forked: it draws as usual (dropout), and the
+    caller's state is back when it returns or raises."""
+
+    @functools.wraps(fn)
+    def forked(*args: Any, **kwargs: Any) -> Position:
+        with torch.random.fork_rng(devices=[]):
+            return fn(*args, **kwargs)
+
+    return forked
+
+
+@_restores_global_rng
 def fit(
     model: nn.Module,
     loader: InMemoryLoader,
@@ -49,7 +64,9 @@ def fit(
     `checkpoint(position)` is called every `checkpoint_every` epochs and every
     `checkpoint_every_steps` steps; when `interrupt` is set
     (e.g. by a Ctrl-C handler) a checkpoint is written after the current step and
-    `Interrupted` is raised. A callback returning STOP from `on_epoch_end` ends training."""
+    `Interrupted` is raised. A callback returning STOP from `on_epoch_end` ends training.
+    Dropout draws from the global torch RNG; its state is restored when `fit` returns, so
+    training leaves a caller's random numbers as they were."""
     pos = position or Position()
     schedule = schedule or (lambda _: optimizer.param_groups[0]["lr"])
     for cb in callbacks:
