@@ -133,3 +133,18 @@ def test_bn_stats_far_out_counts_the_points_without_a_finite_loss(runs, capsys) 
     losses = np.concatenate([arrays[k].ravel() for k in arrays.files if "loss" in k])
     assert row["non_finite_points"] == int((~np.isfinite(losses)).sum()) > 0
     assert "running variance below 0" in out
+
+
+def test_plane_centre_is_the_models_own_test_loss(runs: dict[str, Path]) -> None:
+    """The written numbers, not just the exit code: at (0, 0) the plane's test loss is the
+    checkpoint's loss on the whole test split, as `evaluate` measures it."""
+    from trainlab.landscape.runs import build_trained, open_run
+    from trainlab.train import evaluate
+
+    assert main(["landscape", str(runs["b"]), "--grid", "3", "--examples", "100000",
+                 "--split", "test"]) == 0  # fmt: skip
+    row = summary(runs["b"], "plane-filter-eval-seed0")["splits"]["test"]
+    exp = build_trained(open_run(runs["b"]))
+    loss, _ = evaluate(exp.model, exp.test, exp.loss_fn)
+    assert row["centre_loss"] == pytest.approx(loss, rel=1e-6)
+    assert row["min_loss"] <= row["centre_loss"] <= row["max_loss"]
