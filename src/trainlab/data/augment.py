@@ -312,7 +312,7 @@ def normalize_spec(spec: Mapping[str, object]) -> dict[str, object]:
     if not isinstance(spec, Mapping) or "name" not in spec:
         raise ValueError(f"augment spec must be a mapping with a 'name', got {spec!r}")
     name = spec["name"]
-    if name not in AUGMENTATIONS:
+    if not isinstance(name, str) or name not in AUGMENTATIONS:
         raise closest_name_error("augmentation", str(name), AUGMENTATIONS)
     defaults = AUGMENTATIONS[name]
     unknown = sorted(set(spec) - set(defaults) - {"name"})

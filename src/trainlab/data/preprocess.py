@@ -302,7 +302,7 @@ def make_preprocessor(name: str, **options: object) -> Preprocessor:
     pca_whiten and zca_whiten (k or variance, eps). A k above the feature count is caught by
     `fit`, the first moment the feature count is known.
     """
-    if name not in PREPROCESSORS:
+    if not isinstance(name, str) or name not in PREPROCESSORS:
         raise closest_name_error("preprocessor", name, PREPROCESSORS)
     defaults = PREPROCESSORS[name]
     unknown = sorted(set(options) - set(defaults))

@@ -46,7 +46,7 @@ PRIMITIVES: dict[str, Callable[..., Transform]] = {
 
 def get_primitive(name: str, **kwargs: Any) -> Transform:
     """The primitive `name` built with `kwargs`; unknown names or arguments fail in one line."""
-    if name not in PRIMITIVES:
+    if not isinstance(name, str) or name not in PRIMITIVES:
         raise closest_name_error("transform", name, PRIMITIVES)
     return checked_call("transform", name, PRIMITIVES[name], kwargs)
 

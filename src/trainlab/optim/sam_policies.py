@@ -308,6 +308,6 @@ POLICIES: dict[str, Callable[..., SamPolicy]] = {
 
 def get_policy(name: str, **kwargs: Any) -> SamPolicy:
     """A policy by name (``"sam"``, ``"asam"``, ``"eg-sam"``, ``"og-sam"``, ``"ao-sam"``)."""
-    if name not in POLICIES:
+    if not isinstance(name, str) or name not in POLICIES:
         raise closest_name_error("SAM policy", name, POLICIES)
     return checked_call("SAM policy", name, POLICIES[name], kwargs)
