@@ -112,13 +112,14 @@ def test_subset_keeps_a_seeded_part_of_the_training_split():
         build(recipe(data={"subset": 5000}))
 
 
-def test_train_threads_sets_torch_intra_op_threads():
-    before = torch.get_num_threads()
-    try:
-        build(recipe(model={"name": "mlp", "widths": [8]}, train={"epochs": 1, "threads": 1}))
+def test_train_threads_sets_torch_intra_op_threads_for_the_run_only():
+    from trainlab.runner import run_torch_state
+
+    torch.set_num_threads(2)
+    r = recipe(model={"name": "mlp", "widths": [8]}, train={"epochs": 1, "threads": 1})
+    with run_torch_state(r):
         assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+    assert torch.get_num_threads() == 2  # the caller's count is back
 
 
 def test_batch_growth_from_the_recipe_changes_the_steps_per_epoch(tmp_path):
