@@ -46,12 +46,13 @@ def fit(
     Per epoch: the mean training loss/accuracy of the steps taken, then validation loss and
     accuracy on `val` without gradients. `penalty()` (e.g. a weight or activity penalty) is
     added to the loss being minimised; the reported training loss is the data loss.
+    `schedule(t)` sets group 0's rate before step t and the other groups' in proportion to their
+    starting rates (`lr_scales`); without one the optimizer's rates are left as they are.
     `checkpoint(position)` is called every `checkpoint_every` epochs and every
     `checkpoint_every_steps` steps; when `interrupt` is set
     (e.g. by a Ctrl-C handler) a checkpoint is written after the current step and
     `Interrupted` is raised. A callback returning STOP from `on_epoch_end` ends training."""
     pos = position or Position()
-    schedule = schedule or (lambda _: optimizer.param_groups[0]["lr"])
     for cb in callbacks:
         cb.on_fit_start(loader.total_steps(epochs), pos.step)
     while pos.epoch < epochs:
@@ -61,7 +62,7 @@ def fit(
             start_batch=pos.batch, start_step=pos.step, channels_last=channels_last,
             penalty=penalty, augment=augment, seed=seed,
         )  # fmt: skip
-        lr = schedule(max(pos.step - 1, 0))
+        lr = optimizer.param_groups[0]["lr"] if schedule is None else schedule(max(pos.step - 1, 0))
         for rec in steps:
             # The epoch's running sums live in `pos`, so a resumed epoch adds the same terms
             # in the same order as an uninterrupted one.
