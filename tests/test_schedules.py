@@ -470,3 +470,140 @@ def test_bad_input_fails_with_one_line(call: Callable[[], object], needle: str) 
     message = str(info.value)
     assert needle in message
     assert "\n" not in message
+
+
+# Learning-rate and momentum schedules are different kinds; a recipe's one_cycle cycles momentum.
+
+
+def test_momentum_schedules_are_not_learning_rate_schedules() -> None:
+    from trainlab.config import RecipeError, validate_recipe
+
+    assert "one_cycle_momentum" not in S.SCHEDULES
+    assert set(S.MOMENTUM_SCHEDULES) == {"one_cycle_momentum"}
+    with pytest.raises(ValueError, match="is a momentum schedule, not a learning-rate schedule"):
+        S.get_schedule("one_cycle_momentum", total_steps=10)
+    with pytest.raises(RecipeError, match="unknown schedule 'one_cycle_momentum'"):
+        validate_recipe({"schedule": {"name": "one_cycle_momentum"}})
+    m = S.get_momentum_schedule("one_cycle_momentum", total_steps=10)
+    assert m(0) == 0.95 and min(m(t) for t in range(10)) == pytest.approx(0.85)
+
+
+def _linear_net() -> torch.nn.Module:
+    torch.manual_seed(3)
+    return torch.nn.Linear(5, 2).double()
+
+
+def _recipe_vs_one_cycle_lr(optimizer: dict, schedule: dict, torch_opt, torch_kwargs: dict):
+    """Run a recipe's optimizer + schedules (as the loop does: group lr = schedule(t), the
+    momentum inside the optimizer) beside torch's optimizer + OneCycleLR; compare every step."""
+    from trainlab.builders import build_momentum_schedule, build_optimizer, build_schedule
+    from trainlab.config import validate_recipe
+
+    total = 40
+    recipe = validate_recipe({"optimizer": optimizer, "schedule": schedule})
+    kw = recipe.schedule.kwargs()
+    lr = build_schedule(recipe.schedule.name, kw, recipe.optimizer.lr, total)
+    momentum = build_momentum_schedule(recipe.schedule.name, kw, total)
+    net, ref = _linear_net(), _linear_net()
+    ours = build_optimizer(recipe.optimizer, net, momentum)
+    theirs = torch_opt(ref.parameters(), lr=recipe.optimizer.lr, **torch_kwargs)
+    cycle = kw.get("cycle_momentum", True)
+    extra = {k: kw[k] for k in ("pct_start", "base_momentum", "max_momentum") if k in kw}
+    sched = tls.OneCycleLR(theirs, recipe.optimizer.lr, total_steps=total, cycle_momentum=cycle,
+                           **extra)  # fmt: skip
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(64, 5, generator=g, dtype=torch.float64)
+    y = torch.randn(64, 2, generator=g, dtype=torch.float64)
+    key = "betas" if "betas" in theirs.param_groups[0] else "momentum"
+    seen = []
+    for t in range(total):
+        group = theirs.param_groups[0]
+        want_m = group[key][0] if key == "betas" else group[key]
+        seen.append(want_m)
+        assert lr(t) == pytest.approx(group["lr"], rel=1e-13, abs=1e-17)
+        if momentum is not None:
+            assert momentum(t) == pytest.approx(want_m, abs=1e-14)
+        for grp in ours.param_groups:
+            grp["lr"] = lr(t)
+        for net_, opt in ((net, ours), (ref, theirs)):
+            opt.zero_grad()
+            ((net_(x) - y) ** 2).mean().backward()
+            opt.step()
+        sched.step()
+        for p, q in zip(net.parameters(), ref.parameters(), strict=True):
+            torch.testing.assert_close(p, q, atol=1e-12, rtol=0)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "torch_opt", "torch_kwargs"),
+    [
+        ({"name": "sgd", "lr": 0.1}, torch.optim.SGD, {}),  # torch too turns momentum on
+        ({"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True}, torch.optim.SGD,
+         {"momentum": 0.9, "nesterov": True}),
+        ({"name": "adam", "lr": 0.01}, torch.optim.Adam, {}),
+        ({"name": "adamw", "lr": 0.01, "betas": [0.9, 0.99]}, torch.optim.AdamW,
+         {"betas": (0.9, 0.99)}),
+    ],
+    ids=["sgd", "sgd-nesterov", "adam", "adamw"],
+)  # fmt: skip
+def test_recipe_one_cycle_cycles_momentum_like_one_cycle_lr(optimizer, torch_opt, torch_kwargs):
+    seen = _recipe_vs_one_cycle_lr(optimizer, {"name": "one_cycle"}, torch_opt, torch_kwargs)
+    assert seen[0] == 0.95 and min(seen) == pytest.approx(0.85) and seen[-1] == 0.95
+
+
+def test_recipe_one_cycle_momentum_bounds_are_options() -> None:
+    schedule = {"name": "one_cycle", "pct_start": 0.25, "base_momentum": 0.7,
+                "max_momentum": 0.9}  # fmt: skip
+    seen = _recipe_vs_one_cycle_lr(
+        {"name": "sgd", "lr": 0.05, "momentum": 0.5}, schedule, torch.optim.SGD, {"momentum": 0.5}
+    )
+    assert seen[0] == 0.9 and min(seen) == pytest.approx(0.7)
+
+
+def test_recipe_cycle_momentum_false_keeps_it_constant() -> None:
+    schedule = {"name": "one_cycle", "cycle_momentum": False}
+    seen = _recipe_vs_one_cycle_lr(
+        {"name": "sgd", "lr": 0.1, "momentum": 0.9}, schedule, torch.optim.SGD, {"momentum": 0.9}
+    )
+    assert set(seen) == {0.9}
+    seen = _recipe_vs_one_cycle_lr({"name": "adam", "lr": 0.01}, schedule, torch.optim.Adam, {})
+    assert set(seen) == {0.9}
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "schedule", "needle"),
+    [
+        ({"name": "adagrad"}, {"name": "one_cycle"}, "adagrad has no momentum or beta1"),
+        ({"name": "torch.SGD", "momentum": 0.9}, {"name": "one_cycle"}, "torch.SGD cannot follow"),
+        ({"name": "sgd"}, {"name": "cosine", "cycle_momentum": True}, "only one_cycle cycles"),
+        ({"name": "sgd"}, {"name": "one_cycle", "cycle_momentum": "yes"}, "expected true or false"),
+        ({"name": "sgd"}, {"name": "one_cycle", "max_momentum": 1.5}, "max_momentum"),
+    ],
+)
+def test_recipe_momentum_cycle_errors_are_one_line(optimizer, schedule, needle) -> None:
+    from trainlab.builders import build_momentum_schedule, build_optimizer
+    from trainlab.config import RecipeError, validate_recipe
+
+    recipe = validate_recipe({"optimizer": optimizer, "schedule": schedule})
+    with pytest.raises(RecipeError) as info:
+        kw = recipe.schedule.kwargs()
+        momentum = build_momentum_schedule(recipe.schedule.name, kw, 100)
+        build_optimizer(recipe.optimizer, _linear_net(), momentum)
+    assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+def test_recipe_without_momentum_cycle_builds_adagrad_and_torch_optimizers() -> None:
+    from trainlab.builders import build_momentum_schedule, build_optimizer
+    from trainlab.config import validate_recipe
+
+    for name in ("adagrad", "torch.SGD"):
+        recipe = validate_recipe(
+            {
+                "optimizer": {"name": name},
+                "schedule": {"name": "one_cycle", "cycle_momentum": False},
+            }
+        )
+        momentum = build_momentum_schedule(recipe.schedule.name, recipe.schedule.kwargs(), 100)
+        assert momentum is None
+        build_optimizer(recipe.optimizer, _linear_net(), momentum)

@@ -18,7 +18,7 @@ from trainlab.config import InitConfig, OptimizerConfig, Recipe, RecipeError
 from trainlab.data.tasks import derived_classes
 from trainlab.names import closest_name_error
 from trainlab.nn.multitask import MultiTaskNet
-from trainlab.schedules import SCHEDULES, get_schedule
+from trainlab.schedules import SCHEDULES, Schedule, get_schedule, one_cycle_momentum
 from trainlab.train.regularizers import ActivityPenalty, WeightPenalty, penalized_params
 
 
@@ -148,23 +148,57 @@ def _check_arguments(owner: str, kwargs: dict[str, Any], accepted: list[str]) ->
             )
 
 
-def _transform(cfg: OptimizerConfig) -> optim.Transform:
+def _transform(cfg: OptimizerConfig, momentum: Schedule | None) -> optim.Transform:
     if cfg.chain is not None:
+        if momentum is not None:
+            raise RecipeError(_no_momentum("an explicit chain"))
         return optim.chain_from_spec(cfg.chain, cfg.lr)
     if cfg.name not in optim.ALIASES:
         raise closest_name_error("optimizer", cfg.name, [*optim.ALIASES, "torch.<Class>"])
-    return optim.get_optimizer(cfg.name, **cfg.kwargs())  # arguments checked by the recipe
+    accepted = list(inspect.signature(optim.ALIASES[cfg.name]).parameters)
+    kwargs = cfg.kwargs()  # arguments checked by the recipe (OptimizerConfig)
+    if momentum is not None:
+        kwargs = _with_momentum(cfg.name, kwargs, accepted, momentum)
+    return optim.get_optimizer(cfg.name, **kwargs)
 
 
-def _make_optimizer(cfg: OptimizerConfig, model: nn.Module) -> torch.optim.Optimizer:
+def _no_momentum(what: str) -> str:
+    return (
+        f"recipe field schedule.cycle_momentum: {what} has no momentum or beta1 for one_cycle "
+        "to cycle; set schedule.cycle_momentum: false"
+    )
+
+
+def _with_momentum(
+    name: str, kwargs: dict[str, Any], accepted: list[str], momentum: Schedule
+) -> dict[str, Any]:
+    """The alias's arguments with ``momentum`` (SGD, RMSprop) or beta1 (Adam family) replaced
+    by the schedule, as torch's OneCycleLR overwrites ``group["momentum"]`` / ``betas[0]``."""
+    if "momentum" in accepted:
+        return kwargs | {"momentum": momentum}
+    if "betas" in accepted:
+        default = inspect.signature(optim.ALIASES[name]).parameters["betas"].default
+        b2 = kwargs.get("betas", default)[1]
+        return kwargs | {"betas": (momentum, b2)}
+    raise RecipeError(_no_momentum(name))
+
+
+def _make_optimizer(
+    cfg: OptimizerConfig, model: nn.Module, momentum: Schedule | None
+) -> torch.optim.Optimizer:
     if cfg.name.startswith("torch."):
         if cfg.chain is not None or cfg.lookahead is not None:
             raise ValueError("chain and lookahead need a trainlab.optim alias, not torch.optim")
+        if momentum is not None:
+            raise RecipeError(
+                f"recipe field schedule.cycle_momentum: {cfg.name} cannot follow a momentum "
+                f"schedule; use the trainlab alias or set schedule.cycle_momentum: false"
+            )
         base: torch.optim.Optimizer | optim.Transform = _torch_optimizer(
             cfg.name, cfg.kwargs(), model
         )
     else:
-        base = _transform(cfg)
+        base = _transform(cfg, momentum)
         if cfg.lookahead is not None:
             base = optim.lookahead(base, k=cfg.lookahead.k, alpha=cfg.lookahead.alpha)
     if cfg.sam is not None:
@@ -176,21 +210,31 @@ def _make_optimizer(cfg: OptimizerConfig, model: nn.Module) -> torch.optim.Optim
     return optim.Optimizer(model.parameters(), base)
 
 
-def build_optimizer(cfg: OptimizerConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """The recipe's optimizer as a torch.optim.Optimizer (trainlab's adapter, SAM, or torch's)."""
+def build_optimizer(
+    cfg: OptimizerConfig, model: nn.Module, momentum: Schedule | None = None
+) -> torch.optim.Optimizer:
+    """The recipe's optimizer as a torch.optim.Optimizer (trainlab's adapter, SAM, or torch's).
+    ``momentum`` (`build_momentum_schedule`) becomes the alias's momentum or beta1."""
     try:
-        return _make_optimizer(cfg, model)
+        return _make_optimizer(cfg, model, momentum)
     except RecipeError:
         raise
     except (ValueError, TypeError) as err:
         raise RecipeError(f"recipe field optimizer: {err}") from None
 
 
+MOMENTUM_KEYS = ("cycle_momentum", "base_momentum", "max_momentum")
+"""The schedule fields of one_cycle's momentum cycle (as torch OneCycleLR's arguments)."""
+
+
 def build_schedule(
     name: str, kwargs: dict[str, Any], lr: float, total_steps: int
 ) -> Callable[[int], float]:
     """`get_schedule(name, ...)`, filling its lr (`lr`, `max_lr`) and `total_steps` arguments
-    from the optimizer and the run length when the recipe leaves them out."""
+    from the optimizer and the run length when the recipe leaves them out. one_cycle's
+    momentum fields are left to `build_momentum_schedule`."""
+    if name == "one_cycle":
+        kwargs = {k: v for k, v in kwargs.items() if k not in MOMENTUM_KEYS}
     if name not in SCHEDULES:
         err = closest_name_error("schedule", name, SCHEDULES)
         raise RecipeError(f"recipe field schedule.name: {err}")
@@ -199,6 +243,36 @@ def build_schedule(
     args = {k: v for k, v in filled.items() if k in params} | kwargs
     try:
         return get_schedule(name, **args)
+    except (ValueError, TypeError) as err:
+        raise RecipeError(f"recipe field schedule: {err}") from None
+
+
+def build_momentum_schedule(name: str, kwargs: dict[str, Any], total_steps: int) -> Schedule | None:
+    """The momentum (or beta1) schedule that comes with the recipe's rate schedule, or None.
+
+    ``one_cycle`` cycles it inversely to the rate, as torch's ``OneCycleLR`` does by default:
+    from ``max_momentum`` (0.95) down to ``base_momentum`` (0.85) and back, with the same
+    ``pct_start``, ``anneal_strategy`` and ``three_phase``; ``cycle_momentum: false`` turns it
+    off. Other schedules leave momentum alone and refuse the momentum fields.
+    """
+    given = [k for k in MOMENTUM_KEYS if k in kwargs]
+    if name != "one_cycle":
+        if given:
+            raise RecipeError(
+                f"recipe field schedule.{given[0]}: only one_cycle cycles momentum, not {name!r}"
+            )
+        return None
+    cycle = kwargs.get("cycle_momentum", True)
+    if not isinstance(cycle, bool):
+        raise RecipeError(
+            f"recipe field schedule.cycle_momentum: expected true or false, got {cycle!r}"
+        )
+    if not cycle:
+        return None
+    shared = ("pct_start", "anneal_strategy", "three_phase", "base_momentum", "max_momentum")
+    args = {k: kwargs[k] for k in shared if k in kwargs}
+    try:
+        return one_cycle_momentum(total_steps, **args)
     except (ValueError, TypeError) as err:
         raise RecipeError(f"recipe field schedule: {err}") from None
 

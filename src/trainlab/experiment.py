@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from trainlab.builders import (
+    build_momentum_schedule,
     build_optimizer,
     build_penalty,
     build_schedule,
@@ -141,11 +142,13 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
     model, rng_state = seeded_model(recipe, tuple(train.x.shape[1:]), num_outputs, lsuv_batch)
     if recipe.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(recipe.optimizer, model)
     total = loader.total_steps(recipe.train.epochs)
-    schedule = build_schedule(
-        recipe.schedule.name, recipe.schedule.kwargs(), recipe.optimizer.lr, total
-    )
+    sched = recipe.schedule
+    schedule = build_schedule(sched.name, sched.kwargs(), recipe.optimizer.lr, total)
+    momentum = build_momentum_schedule(sched.name, sched.kwargs(), total)
+    if recipe.ensemble is not None and recipe.ensemble.method == "snapshot":
+        momentum = None  # the snapshot cycles replace the recipe's schedule, momentum included
+    optimizer = build_optimizer(recipe.optimizer, model, momentum)
     stateful: dict[str, Any] = {}
     callbacks: list[Callback] = []
     snapshots = snapshot_ensemble(recipe, model, total)

@@ -142,3 +142,43 @@ def test_tta_shift_averages_over_the_four_one_pixel_translations():
     want = sum(model(v).softmax(-1) for v in both) / 10
     got = predict_logits(model, x, ("hflip", "shift")).exp()
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+
+
+def _two_group_sgd(model, lrs=(0.1, 0.02)):
+    """SGD over [first layer, the rest] with different rates."""
+    params = list(model.parameters())
+    return torch.optim.SGD(
+        [{"params": params[:2], "lr": lrs[0]}, {"params": params[2:], "lr": lrs[1]}]
+    )
+
+
+def test_fit_without_schedule_leaves_group_rates_alone():
+    model = mlp((4,), 3, widths=(8,))
+    opt = _two_group_sgd(model)
+    fit(model, InMemoryLoader(blobs(), 50), opt, F.cross_entropy, epochs=1)
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.02]
+
+
+def test_schedule_keeps_each_groups_ratio_to_group_0():
+    from trainlab import optim as to
+
+    seen = []
+
+    class Record(Hooks):
+        def on_step_end(self, record):
+            seen.append([g["lr"] for g in opt.param_groups])
+
+    model = mlp((4,), 3, widths=(8,))
+    params = list(model.parameters())
+    opt = to.Optimizer(
+        [{"params": params[:2], "transform": to.sgd(0.1, momentum=0.9)},
+         {"params": params[2:], "transform": to.sgd(0.02, momentum=0.9)}]
+    )  # fmt: skip
+    schedule = lambda t: 0.5 / (t + 1)  # noqa: E731
+    loader = InMemoryLoader(blobs(), 50)
+    fit(model, loader, opt, F.cross_entropy, epochs=2, schedule=schedule, callbacks=[Record()])
+    assert len(seen) == 8
+    for t, (lr0, lr1) in enumerate(seen):
+        assert lr0 == schedule(t)
+        assert lr1 == pytest.approx(schedule(t) * 0.2, rel=1e-15)
+    assert [g["lr_scale"] for g in opt.param_groups] == [1.0, pytest.approx(0.2)]

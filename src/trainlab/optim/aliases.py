@@ -6,6 +6,11 @@ foreach pass over the *same state* (so checkpoints are interchangeable); it is t
 the composed chain and to torch.optim. torch's ``weight_decay`` in SGD, Adagrad, RMSprop,
 Adadelta, Adam and NAdam is coupled L2 (``add_l2`` before the scaling); AdamW's is decoupled
 (``-lr*wd*theta``).
+
+Each alias publishes its constant hyperparameters under torch's param-group keys
+(``Transform.hyperparams``: ``momentum``, ``betas``, ``weight_decay``, ...) as `Knob` s the update
+reads at step time, so `trainlab.optim.Optimizer` exposes them in ``param_groups`` and every
+torch LR scheduler (``OneCycleLR`` cycling momentum or beta1 included) drives them.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from trainlab.optim.decay import add_decayed_weights, add_l2
 from trainlab.optim.momentum import trace
 from trainlab.optim.transform import (
     Hyper,
+    Knob,
+    Knobs,
     Params,
     State,
     Transform,
@@ -49,6 +56,27 @@ from trainlab.optim.transform import (
 def _is_on(h: Hyper) -> bool:
     """A hyperparameter that may be nonzero (a schedule always counts as on)."""
     return callable(h) or float(h) != 0.0
+
+
+def _live(h: Hyper, on: bool = True) -> tuple[Hyper, Knob | None]:
+    """``(hyperparameter for the math, knob to publish)``. A constant becomes a `Knob` that the
+    adapter sets from its param group; the math reads it only if its part is ``on`` (built in),
+    else the knob just shows the value and may not change. A schedule stays itself, unpublished
+    (the schedule rules)."""
+    if callable(h):
+        return h, None
+    knob = Knob(float(h), settable=on)
+    return (knob if on else h), knob
+
+
+def _published(**knobs: Knob | tuple[Knob | None, ...] | None) -> Knobs:
+    """The knobs by torch param-group key, as tuples; keys with a scheduled part are left out."""
+    out: Knobs = {}
+    for key, k in knobs.items():
+        parts = k if isinstance(k, tuple) else (k,)
+        if all(isinstance(p, Knob) for p in parts):
+            out[key] = parts  # type: ignore[assignment]
+    return out
 
 
 def _check_betas(owner: str, betas: tuple[Hyper, Hyper]) -> None:
@@ -76,14 +104,19 @@ def sgd(
     if nesterov and not _is_on(momentum):
         raise ValueError("sgd: nesterov=True requires momentum > 0 (as in torch.optim.SGD)")
     has_wd, has_mom = _is_on(weight_decay), _is_on(momentum)
+    momentum, k_mom = _live(momentum, has_mom)
+    dampening, k_damp = _live(dampening, has_mom and not nesterov)
+    weight_decay, k_wd = _live(weight_decay, has_wd)
+    knobs = _published(momentum=k_mom, dampening=k_damp, weight_decay=k_wd)
     parts = [add_l2(weight_decay)] if has_wd else []
     parts += [trace(momentum, dampening, nesterov)] if has_mom else []
     composed = chain(*parts, scale_by_lr(lr))
     if current_backend() == "reference":
-        return composed
+        return composed._replace(hyperparams=knobs)
 
     if not has_mom:
-        return Transform(composed.init, _plain_sgd_update(lr, weight_decay, has_wd))
+        update = _plain_sgd_update(lr, weight_decay, has_wd)
+        return Transform(composed.init, update, knobs)
     cache = fused.PlanCache()
     use_compiled = current_backend() == "compiled"
 
@@ -113,7 +146,7 @@ def sgd(
         lr_advance(lr, lr_state, a, inplace=True)
         return state
 
-    return fused.fast_transform(composed.init, step)
+    return fused.fast_transform(composed.init, step)._replace(hyperparams=knobs)
 
 
 def _plain_sgd_update(
@@ -206,13 +239,16 @@ def adam(
     check_nonneg("adam", "lr", lr)
     _check_betas("adam", betas)
     check_nonneg("adam", "weight_decay", weight_decay)
-    parts = [add_l2(weight_decay)] if _is_on(weight_decay) else []
-    composed = chain(
-        *parts, scale_by_adam(betas[0], betas[1], eps, amsgrad=amsgrad), scale_by_lr(lr)
-    )
+    has_wd = _is_on(weight_decay)
+    (b1, k1), (b2, k2), (eps, k_eps) = _live(betas[0]), _live(betas[1]), _live(eps)
+    weight_decay, k_wd = _live(weight_decay, has_wd)
+    knobs = _published(betas=(k1, k2), eps=k_eps, weight_decay=k_wd)
+    parts = [add_l2(weight_decay)] if has_wd else []
+    composed = chain(*parts, scale_by_adam(b1, b2, eps, amsgrad=amsgrad), scale_by_lr(lr))
     if current_backend() == "reference":
-        return composed
-    return _fast_adam(composed, lr, betas[0], betas[1], eps, weight_decay, 0.0, amsgrad)
+        return composed._replace(hyperparams=knobs)
+    fast = _fast_adam(composed, lr, b1, b2, eps, weight_decay, 0.0, amsgrad)
+    return fast._replace(hyperparams=knobs)
 
 
 def adamw(
@@ -227,14 +263,19 @@ def adamw(
     check_nonneg("adamw", "lr", lr)
     _check_betas("adamw", betas)
     check_nonneg("adamw", "weight_decay", weight_decay)
+    has_wd = _is_on(weight_decay)
+    (b1, k1), (b2, k2), (eps, k_eps) = _live(betas[0]), _live(betas[1]), _live(eps)
+    weight_decay, k_wd = _live(weight_decay, has_wd)
+    knobs = _published(betas=(k1, k2), eps=k_eps, weight_decay=k_wd)
     composed = chain(
-        scale_by_adam(betas[0], betas[1], eps, amsgrad=amsgrad),
+        scale_by_adam(b1, b2, eps, amsgrad=amsgrad),
         add_decayed_weights(weight_decay),
         scale_by_lr(lr),
     )
     if current_backend() == "reference":
-        return composed
-    return _fast_adam(composed, lr, betas[0], betas[1], eps, 0.0, weight_decay, amsgrad)
+        return composed._replace(hyperparams=knobs)
+    fast = _fast_adam(composed, lr, b1, b2, eps, 0.0, weight_decay, amsgrad)
+    return fast._replace(hyperparams=knobs)
 
 
 def nadam(
@@ -250,12 +291,19 @@ def nadam(
     check_nonneg("nadam", "lr", lr)
     _check_betas("nadam", betas)
     check_nonneg("nadam", "weight_decay", weight_decay)
-    core = scale_by_nadam(betas[0], betas[1], eps, momentum_decay)
-    if not _is_on(weight_decay):
-        return chain(core, scale_by_lr(lr))
+    has_wd = _is_on(weight_decay)
+    (b1, k1), (b2, k2), (eps, k_eps) = _live(betas[0]), _live(betas[1]), _live(eps)
+    momentum_decay, k_psi = _live(momentum_decay)
+    weight_decay, k_wd = _live(weight_decay, has_wd)
+    knobs = _published(betas=(k1, k2), eps=k_eps, weight_decay=k_wd, momentum_decay=k_psi)
+    core = scale_by_nadam(b1, b2, eps, momentum_decay)
+    if not has_wd:
+        return chain(core, scale_by_lr(lr))._replace(hyperparams=knobs)
     if decoupled_weight_decay:
-        return chain(core, add_decayed_weights(weight_decay), scale_by_lr(lr))
-    return chain(add_l2(weight_decay), core, scale_by_lr(lr))
+        composed = chain(core, add_decayed_weights(weight_decay), scale_by_lr(lr))
+    else:
+        composed = chain(add_l2(weight_decay), core, scale_by_lr(lr))
+    return composed._replace(hyperparams=knobs)
 
 
 # ---------------------------------------------------------------- other adaptive methods
@@ -272,9 +320,13 @@ def adagrad(
     ``chain(add_l2?, scale_by_adagrad(eps, initial_accumulator_value, lr_decay), scale_by_lr)``."""
     check_nonneg("adagrad", "lr", lr)
     check_nonneg("adagrad", "weight_decay", weight_decay)
-    parts = [add_l2(weight_decay)] if _is_on(weight_decay) else []
+    has_wd = _is_on(weight_decay)
+    (lr_decay, k_decay), (eps, k_eps) = _live(lr_decay), _live(eps)
+    weight_decay, k_wd = _live(weight_decay, has_wd)
+    knobs = _published(lr_decay=k_decay, eps=k_eps, weight_decay=k_wd)
+    parts = [add_l2(weight_decay)] if has_wd else []
     core = scale_by_adagrad(eps, initial_accumulator_value, lr_decay)
-    return chain(*parts, core, scale_by_lr(lr))
+    return chain(*parts, core, scale_by_lr(lr))._replace(hyperparams=knobs)
 
 
 def rmsprop(
@@ -290,10 +342,15 @@ def rmsprop(
     check_nonneg("rmsprop", "lr", lr)
     check_nonneg("rmsprop", "weight_decay", weight_decay)
     check_beta("rmsprop", "momentum", momentum)
-    parts = [add_l2(weight_decay)] if _is_on(weight_decay) else []
+    has_wd, has_mom = _is_on(weight_decay), _is_on(momentum)
+    (alpha, k_alpha), (eps, k_eps) = _live(alpha), _live(eps)
+    weight_decay, k_wd = _live(weight_decay, has_wd)
+    momentum, k_mom = _live(momentum, has_mom)
+    knobs = _published(alpha=k_alpha, eps=k_eps, weight_decay=k_wd, momentum=k_mom)
+    parts = [add_l2(weight_decay)] if has_wd else []
     parts.append(scale_by_rms(alpha, eps, centered))
-    parts += [trace(momentum)] if _is_on(momentum) else []
-    return chain(*parts, scale_by_lr(lr))
+    parts += [trace(momentum)] if has_mom else []
+    return chain(*parts, scale_by_lr(lr))._replace(hyperparams=knobs)
 
 
 def adadelta(
@@ -302,8 +359,12 @@ def adadelta(
     """torch.optim.Adadelta (Zeiler 2012): ``chain(add_l2?, scale_by_adadelta, scale_by_lr)``."""
     check_nonneg("adadelta", "lr", lr)
     check_nonneg("adadelta", "weight_decay", weight_decay)
-    parts = [add_l2(weight_decay)] if _is_on(weight_decay) else []
-    return chain(*parts, scale_by_adadelta(rho, eps), scale_by_lr(lr))
+    has_wd = _is_on(weight_decay)
+    (rho, k_rho), (eps, k_eps) = _live(rho), _live(eps)
+    weight_decay, k_wd = _live(weight_decay, has_wd)
+    knobs = _published(rho=k_rho, eps=k_eps, weight_decay=k_wd)
+    parts = [add_l2(weight_decay)] if has_wd else []
+    return chain(*parts, scale_by_adadelta(rho, eps), scale_by_lr(lr))._replace(hyperparams=knobs)
 
 
 # ---------------------------------------------------------------- lookup by name

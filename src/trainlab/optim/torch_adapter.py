@@ -12,6 +12,14 @@ rules: ``group["lr"]`` shows the rate the last step used, and changing it from o
 A ``"lr"`` given in a group dict overrides the transform's float rate. Transforms without a
 `scale_by_lr` leave ``group["lr"]`` unset.
 
+The other hyperparameters torch's optimizers keep in their groups (``momentum``, ``dampening``,
+``betas``, ``eps``, ``weight_decay``, ...) appear in ``group`` when the transform publishes them
+(`Transform.hyperparams`, set by the aliases) and are read at every step, as torch's optimizers
+do: a scheduler writing ``group["momentum"]`` or ``group["betas"]`` (``OneCycleLR``, ``CyclicLR``)
+changes the next update. Each key also enters ``defaults``, where those schedulers look for it.
+A part the alias was built without (``sgd(momentum=0)`` keeps no momentum buffer) shows its
+value, and changing it raises one line; a hyperparameter built as a schedule is not shown.
+
 Flat parameters: when a group's transform has a fast in-place step (the `sgd`, `adam`, `adamw`
 aliases), the small parameters of each of its buckets are moved into one flat buffer at
 construction (`trainlab.optim.fused.home_params`: ``p.data`` becomes a view, same values and
@@ -35,6 +43,7 @@ from torch import Tensor
 
 from trainlab.optim.fused import home_params
 from trainlab.optim.transform import (
+    Knobs,
     LrState,
     ScheduledLrState,
     State,
@@ -61,6 +70,8 @@ class Optimizer(torch.optim.Optimizer):
         self._states: list[State] = []
         self._lr_seen: list[float | None] = []
         self._scheduled: list[bool] = []  # group's lr comes from a schedule
+        self._knobs: list[Knobs] = []  # per group: param-group key -> the transform's knobs
+        self._knob_keys: set[str] = set()  # every key some group's transform publishes
         super().__init__(params, {"transform": transform})
 
     # ------------------------------------------------------------ groups and the lr
@@ -68,6 +79,7 @@ class Optimizer(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group (torch API) and initialise its transform state."""
         user_lr = param_group.get("lr")
+        given = set(param_group)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         transform = group["transform"]
@@ -76,6 +88,7 @@ class Optimizer(torch.optim.Optimizer):
                 f"Optimizer: param group {len(self.param_groups) - 1} needs a Transform, "
                 f"got {type(transform).__name__}"
             )
+        self._add_knobs(group, transform.hyperparams, given)
         params = [p for p in group["params"]]
         if self._flat_params and inplace_step(transform) is not None:
             home_params(params)
@@ -92,6 +105,40 @@ class Optimizer(torch.optim.Optimizer):
             group["lr"] = float(lr_states[0].lr)
         self._lr_seen.append(group.get("lr"))
         self._scheduled.append(bool(lr_states) and isinstance(lr_states[0], ScheduledLrState))
+
+    def _add_knobs(self, group: dict[str, Any], knobs: Knobs, given: set[str]) -> None:
+        """Show the transform's knobs in ``group`` (values the user gave win) and in defaults;
+        drop keys the group inherited from defaults that its own transform does not have."""
+        for key in self._knob_keys - set(knobs) - given:
+            group.pop(key, None)
+        for key, ks in knobs.items():
+            if key not in given:
+                group[key] = ks[0].value if len(ks) == 1 else tuple(k.value for k in ks)
+            self.defaults.setdefault(key, group[key])
+        self._knob_keys |= set(knobs)
+        self._knobs.append(knobs)
+        self._sync_knobs_in(len(self._knobs) - 1)  # a bad user value fails now, not at step 1
+
+    def _sync_knobs_in(self, i: int) -> None:
+        """Before a step: write the group's hyperparameters into its transform's knobs."""
+        group = self.param_groups[i]
+        for key, knobs in self._knobs[i].items():
+            value = group[key]
+            values = tuple(value) if isinstance(value, tuple | list) else (value,)
+            if len(values) != len(knobs):
+                raise ValueError(
+                    f"Optimizer: group {i} {key} needs {len(knobs)} values, got {value!r}"
+                )
+            for knob, v in zip(knobs, values, strict=True):
+                if v == knob.value:
+                    continue
+                if not knob.settable:
+                    raise ValueError(
+                        f"Optimizer: group {i} {key} was set to {value!r} but its transform was "
+                        f"built with {key}={knob.value} (that part switched off); build it with "
+                        f"a nonzero {key} to change it"
+                    )
+                knob.value = float(v)
 
     def _lr_states(self, i: int) -> list[LrState | ScheduledLrState]:
         found = find_states(self._states[i], LrState) + find_states(
@@ -143,6 +190,7 @@ class Optimizer(torch.optim.Optimizer):
             if any(g.is_sparse for g in grads):
                 raise ValueError("Optimizer: sparse gradients are not supported")
             self._sync_lr_in(i)
+            self._sync_knobs_in(i)
             transform = group["transform"]
             inplace = inplace_step(transform)
             if inplace is not None:

@@ -35,11 +35,43 @@ BACKENDS = ("fast", "reference", "compiled")
 _backend = "fast"
 
 
+class Knob:
+    """A constant hyperparameter that can be changed between steps: torch's param-group values.
+
+    It reads as a schedule returning the current ``value``, so the update math reads it at step
+    time through `value_at` like any hyperparameter. The aliases publish theirs in
+    `Transform.hyperparams`; `trainlab.optim.Optimizer` writes ``group["momentum"]``,
+    ``group["betas"]``, ... into them before each step. ``settable=False`` marks a part built
+    switched off (e.g. ``sgd(momentum=0)`` has no momentum buffer): it shows its value, and
+    changing it is an error.
+    """
+
+    __slots__ = ("settable", "value")
+
+    def __init__(self, value: float, *, settable: bool = True) -> None:
+        self.value = float(value)
+        self.settable = settable
+
+    def __call__(self, step: int) -> float:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Knob({self.value!r}, settable={self.settable})"
+
+
+Knobs = dict[str, tuple[Knob, ...]]  # torch param-group key -> its knobs ("betas" has two)
+
+
 class Transform(NamedTuple):
-    """A gradient transformation: ``init(params) -> state``, ``update(grads, state, params)``."""
+    """A gradient transformation: ``init(params) -> state``, ``update(grads, state, params)``.
+
+    ``hyperparams`` maps torch param-group keys (``"momentum"``, ``"betas"``, ...) to the knobs
+    the update reads; empty unless the transform is a torch-named alias (`trainlab.optim.sgd`).
+    """
 
     init: Callable[[Params], State]
     update: Callable[[Updates, State, Params], tuple[Updates, State]]
+    hyperparams: Knobs = {}  # never mutated: the aliases pass their own dict
 
 
 class EmptyState(NamedTuple):

@@ -1,4 +1,4 @@
-"""Learning-rate schedules as plain functions of the 0-indexed optimizer step.
+"""Learning-rate (and momentum) schedules as plain functions of the 0-indexed optimizer step.
 
 A schedule is ``Callable[[int], float]``: ``schedule(t)`` is the rate for the ``(t + 1)``-th
 update, the value torch's schedulers leave in ``param_groups[i]["lr"]`` after ``t`` calls to
@@ -25,9 +25,15 @@ from trainlab.schedules.decay import (
     step_decay,
 )
 from trainlab.schedules.plateau import PlateauController, plateau_scaled
-from trainlab.schedules.registry import SCHEDULES, get_schedule
+from trainlab.schedules.registry import (
+    MOMENTUM_SCHEDULES,
+    SCHEDULES,
+    get_momentum_schedule,
+    get_schedule,
+)
 
 __all__ = [
+    "MOMENTUM_SCHEDULES",
     "SCHEDULES",
     "PlateauController",
     "Schedule",
@@ -38,6 +44,7 @@ __all__ = [
     "cosine",
     "cyclic",
     "exponential",
+    "get_momentum_schedule",
     "get_schedule",
     "inverse_sqrt",
     "inverse_time",

@@ -1,4 +1,9 @@
-"""Schedules by name, for recipes: ``get_schedule("cosine", lr=0.1, total_steps=1000)``."""
+"""Schedules by name, for recipes: ``get_schedule("cosine", lr=0.1, total_steps=1000)``.
+
+Two kinds: learning-rate schedules (`SCHEDULES`, what a recipe's ``schedule.name`` picks) and
+momentum schedules (`MOMENTUM_SCHEDULES`, passed as an optimizer's momentum or beta1). A name of
+one kind is refused by the other's lookup, in one line saying which kind it is.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from trainlab.schedules.decay import (
     step_decay,
 )
 
-__all__ = ["SCHEDULES", "get_schedule"]
+__all__ = ["MOMENTUM_SCHEDULES", "SCHEDULES", "get_momentum_schedule", "get_schedule"]
 
 SCHEDULES: dict[str, Callable[..., Schedule]] = {
     "constant": constant,
@@ -40,9 +45,14 @@ SCHEDULES: dict[str, Callable[..., Schedule]] = {
     "triangular2": partial(cyclic, mode="triangular2"),
     "exp_range": partial(cyclic, mode="exp_range"),
     "one_cycle": one_cycle,
+}
+"""Every leaf learning-rate schedule by name. Combinators (``warmup``, ``join``) take schedules,
+not names."""
+
+MOMENTUM_SCHEDULES: dict[str, Callable[..., Schedule]] = {
     "one_cycle_momentum": one_cycle_momentum,
 }
-"""Every leaf schedule by name. Combinators (``warmup``, ``join``) take schedules, not names."""
+"""Momentum (or Adam beta1) schedules by name: not learning rates."""
 
 
 def get_schedule(name: str, **kwargs: object) -> Schedule:
@@ -51,7 +61,21 @@ def get_schedule(name: str, **kwargs: object) -> Schedule:
     An unknown name raises a one-line ValueError naming the closest valid one; an unknown or
     missing argument, or one out of range, raises a one-line ValueError naming it.
     """
+    if name in MOMENTUM_SCHEDULES:
+        raise ValueError(
+            f"schedule {name!r} is a momentum schedule, not a learning-rate schedule; "
+            "use get_momentum_schedule (in a recipe, one_cycle cycles momentum itself)"
+        )
     factory = SCHEDULES.get(name)
     if factory is None:
         raise closest_name_error("schedule", name, SCHEDULES)
     return checked_call("schedule", name, factory, kwargs)
+
+
+def get_momentum_schedule(name: str, **kwargs: object) -> Schedule:
+    """Build the momentum schedule registered as ``name`` (`MOMENTUM_SCHEDULES`) with ``kwargs``;
+    errors as `get_schedule`."""
+    factory = MOMENTUM_SCHEDULES.get(name)
+    if factory is None:
+        raise closest_name_error("momentum schedule", name, MOMENTUM_SCHEDULES)
+    return checked_call("momentum schedule", name, factory, kwargs)

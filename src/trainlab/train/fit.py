@@ -61,6 +61,8 @@ def fit(
     Per epoch: the mean training loss/accuracy of the steps taken, then validation loss and
     accuracy on `val` without gradients. `penalty()` (e.g. a weight or activity penalty) is
     added to the loss being minimised; the reported training loss is the data loss.
+    `schedule(t)` sets group 0's rate before step t and the other groups' in proportion to their
+    starting rates (`lr_scales`); without one the optimizer's rates are left as they are.
     `checkpoint(position)` is called every `checkpoint_every` epochs and every
     `checkpoint_every_steps` steps; when `interrupt` is set
     (e.g. by a Ctrl-C handler) a checkpoint is written after the current step and
@@ -68,7 +70,6 @@ def fit(
     Dropout draws from the global torch RNG; its state is restored when `fit` returns, so
     training leaves a caller's random numbers as they were."""
     pos = position or Position()
-    schedule = schedule or (lambda _: optimizer.param_groups[0]["lr"])
     for cb in callbacks:
         cb.on_fit_start(loader.total_steps(epochs), pos.step)
     while pos.epoch < epochs:
@@ -78,7 +79,7 @@ def fit(
             start_batch=pos.batch, start_step=pos.step, channels_last=channels_last,
             penalty=penalty, augment=augment, seed=seed,
         )  # fmt: skip
-        lr = schedule(max(pos.step - 1, 0))
+        lr = optimizer.param_groups[0]["lr"] if schedule is None else schedule(max(pos.step - 1, 0))
         for rec in steps:
             # The epoch's running sums live in `pos`, so a resumed epoch adds the same terms
             # in the same order as an uninterrupted one.

@@ -41,12 +41,29 @@ def count_correct(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (outputs.argmax(dim=1) == targets).sum()
 
 
+def lr_scales(optimizer: torch.optim.Optimizer) -> list[float]:
+    """Each param group's rate as a multiple of the schedule: its lr over group 0's, taken the
+    first time and kept in ``group["lr_scale"]`` (so checkpoints carry it). A schedule then
+    scales every group as torch's ``LambdaLR`` scales each group's base rate."""
+    groups = optimizer.param_groups
+    lr0 = groups[0]["lr"]
+    for i, group in enumerate(groups):
+        if "lr_scale" not in group:
+            if lr0 == 0 and group["lr"] != 0:
+                raise ValueError(
+                    f"fit: param group 0 has lr 0, so group {i}'s lr {group['lr']} is no multiple "
+                    "of it; give group 0 a nonzero lr or set group['lr_scale']"
+                )
+            group["lr_scale"] = 1.0 if group["lr"] == lr0 else group["lr"] / lr0
+    return [float(g["lr_scale"]) for g in groups]
+
+
 def epoch_steps(
     model: nn.Module,
     loader: InMemoryLoader,
     optimizer: torch.optim.Optimizer,
     loss_fn: LossFn,
-    schedule: Schedule,
+    schedule: Schedule | None,
     *,
     epoch: int,
     start_batch: int = 0,
@@ -58,16 +75,22 @@ def epoch_steps(
 ) -> Iterator[StepRecord]:
     """Run the steps of one epoch from `start_batch`, yielding a record after each.
 
-    Before step t (0-indexed) every parameter group's lr is set to `schedule(t)`, and the batch
-    goes through `augment` with a generator seeded from (seed, t). A non-finite
+    Before step t (0-indexed) group 0's lr is set to `schedule(t)` and every other group's to
+    `schedule(t)` times its `lr_scales` ratio (no schedule: the groups' rates are left alone,
+    the record shows group 0's); the batch goes through `augment` with a generator seeded from
+    (seed, t). A non-finite
     loss raises NonFiniteLossError before backward, so the parameters stay at the last good
     values."""
     model.train()
     step = start_step
+    scales = lr_scales(optimizer) if schedule is not None else []
     for batch, (x, y) in enumerate(loader.epoch(epoch, start_batch), start=start_batch):
-        lr = schedule(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        if schedule is None:
+            lr = optimizer.param_groups[0]["lr"]
+        else:
+            lr = schedule(step)
+            for group, scale in zip(optimizer.param_groups, scales, strict=True):
+                group["lr"] = lr * scale
         if augment is not None:  # seeded by (seed, step): resumable with no saved state
             x = augment(x, torch.Generator().manual_seed(seed * 1_000_003 + step))
         try:
