@@ -4,7 +4,9 @@ probe tables; probes.json round trip and resume merge; bad input."""
 from __future__ import annotations
 
 import base64
+import json
 import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +43,30 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 def test_every_run_writes_probes_verdicts_and_report(run_dir) -> None:
-    for name in ("probes.json", "verdicts.json", "report.html", "result.json", "curves.png"):
-        assert (run_dir / name).is_file(), name
+    """The files hold what the run measured: the result is the metrics log's test row, the
+    probes cover step 1 then every 5th step, the too-high learning rate has its verdict."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs, (test,) = (
+        [r for r in rows if r["kind"] == "epoch"],
+        [r for r in rows if r["kind"] == "test"],
+    )
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["epochs"] == len(epochs) == 2
+    assert (result["test_loss"], result["test_acc"]) == (test["test_loss"], test["test_acc"])
+    assert result["train_seconds"] == pytest.approx(sum(r["seconds"] for r in epochs), rel=1e-6)
+    probes = load_probes(run_dir / "probes.json")
+    last = epochs[-1]["step"]
+    assert probes["every"] == 5 and list(probes["steps"]) == [1, *range(5, last + 1, 5)]
+    for layer in probes["layers"].values():
+        assert len(layer["mean"]) == len(layer["std"]) == len(probes["steps"])
+    verdicts = json.loads((run_dir / "verdicts.json").read_text())
+    (high,) = [v for v in verdicts if v["code"] == "update_ratio_high"]
+    assert high["evidence"]["update_ratio"] > 10 * high["evidence"]["healthy"]
+    assert "learning rate too high" in high["message"] and high["advice"]
+    png = (run_dir / "curves.png").read_bytes()
+    width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and width > 200 and height > 200
+    assert (run_dir / "report.html").read_text() == build_report(run_dir)
 
 
 def test_report_has_every_section_in_order_and_no_external_resource(run_dir) -> None:
@@ -74,7 +98,7 @@ def test_report_is_rebuilt_identically_from_the_run_directory(run_dir, tmp_path)
 
 def test_report_command(run_dir, tmp_path, capsys) -> None:
     assert main(["report", str(run_dir), "--out", str(tmp_path / "r.html")]) == 0
-    assert (tmp_path / "r.html").is_file()
+    assert (tmp_path / "r.html").read_text() == build_report(run_dir)
     assert main(["report", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a run directory" in err and "recipe.yaml" in err
