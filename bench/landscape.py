@@ -6,7 +6,7 @@ Protocol: two models, float32 on CPU, freshly initialized with the recipe's seed
 eval mode, two filter-normalized directions (Li et al. 2018, biases and norms ignored), grid
 21x21 over [-1, 1]², cross-entropy and accuracy at each of the 441 points:
 
-    cnn  the default recipe's model (`trainlab.config.Recipe()`: 3 conv+BN stages 32-64-128,
+    cnn  the default recipe's model (`trainlab.run.config.Recipe()`: 3 conv+BN stages 32-64-128,
          channels_last as the recipe trains it), the first 1000 Fashion-MNIST test images of
          the recipe's splits, one batch of 1000
     mlp  MLP 40-32-32-10 (2,698 parameters) on MNIST-1D, 256 test examples (one batch of 256)
@@ -45,10 +45,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainlab.config import Recipe
-from trainlab.experiment import build
 from trainlab.landscape.directions import plane_directions, state_names, state_of
 from trainlab.landscape.surface import SplitData, grid_axis, plane_surface
+from trainlab.run.config import Recipe
+from trainlab.run.experiment import build
 
 
 def cnn_case(examples: int) -> tuple[nn.Module, list[tuple[Tensor, Tensor]]]:

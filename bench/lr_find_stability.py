@@ -3,7 +3,7 @@ seed moves it by less than a factor of 2 on the bundled recipes").
 
 Protocol: for each recipe, `lr_range_test` with the CLI defaults (1e-7 -> 10, 100 steps,
 beta 0.98, stop at 4x the best smoothed loss) on the model, optimizer, loss and loader that
-`trainlab.experiment.build` makes from the recipe with `seed` = 0..SEEDS-1 (the seed changes
+`trainlab.run.experiment.build` makes from the recipe with `seed` = 0..SEEDS-1 (the seed changes
 the initial weights, the batch order and the validation split; MNIST-1D is also regenerated).
 Per rule, the factor is max/min of the suggestion over the seeds (1.0 = identical); the issue
 asks for < 2. One thread (torch.set_num_threads(1)).
@@ -17,9 +17,9 @@ import argparse
 import torch
 
 from trainlab.cli import _recipe_path
-from trainlab.config import load_recipe
 from trainlab.diagnose import lr_range_test
-from trainlab.experiment import build
+from trainlab.run.config import load_recipe
+from trainlab.run.experiment import build
 
 
 def suggestions(recipe_name: str, seed: int, steps: int, sets: list[str]) -> dict[str, float]:

@@ -117,8 +117,8 @@ def _entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     """Replace what would start the work (training, the checks, a comparison's runs)."""
     import importlib
 
-    import trainlab.diagnose.recipe_checks as checks
-    import trainlab.runner as runner
+    import trainlab.run.recipe_checks as checks
+    import trainlab.run.runner as runner
 
     compare = importlib.import_module("trainlab.study.compare")  # the package exports a function
 
@@ -132,7 +132,7 @@ def _entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _cheap_data(monkeypatch: pytest.MonkeyPatch) -> None:
     """Load each dataset (with its options) once per session instead of once per input."""
-    import trainlab.experiment as experiment
+    import trainlab.run.experiment as experiment
 
     real, memo = experiment.load_bundle, {}
 

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from trainlab import optim
-from trainlab.builders import build_optimizer, build_schedule
-from trainlab.config import OptimizerConfig, RecipeError, validate_recipe
 from trainlab.nn import mlp
+from trainlab.run.builders import build_optimizer, build_schedule
+from trainlab.run.config import OptimizerConfig, RecipeError, validate_recipe
 from trainlab.train.loop import train_step
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from trainlab.bundled import bundled_recipes, bundled_studies
 from trainlab.cli import main
+from trainlab.run.bundled import bundled_recipes, bundled_studies
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -136,7 +136,7 @@ def test_point_progress_in_a_log_is_one_line_per_tenth() -> None:
 def test_dry_run_prints_the_resolved_recipe_and_trains_nothing(tmp_path, capsys) -> None:
     import yaml
 
-    from trainlab.config import load_recipe
+    from trainlab.run.config import load_recipe
 
     code = main(["train", "mlp", "--set", "optimizer.lr=0.05", "--runs-dir", str(tmp_path),
                  "--dry-run"])  # fmt: skip

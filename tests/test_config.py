@@ -2,7 +2,7 @@
 
 import pytest
 
-from trainlab.config import Recipe, RecipeError, apply_overrides, load_recipe, validate_recipe
+from trainlab.run.config import Recipe, RecipeError, apply_overrides, load_recipe, validate_recipe
 
 
 def error_of(raw: dict) -> str:

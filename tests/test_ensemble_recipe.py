@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from trainlab.config import Recipe, RecipeError, load_recipe, validate_recipe
-from trainlab.experiment import build
+from trainlab.run.config import Recipe, RecipeError, load_recipe, validate_recipe
+from trainlab.run.experiment import build
 from trainlab.study.ensemble import member_recipe, run_ensemble
 
 QUIET = (

@@ -1,4 +1,4 @@
-"""Tests for trainlab.ensembles: averaging, voting, bagging, snapshot ensembles."""
+"""Tests for trainlab.train.ensembles: averaging, voting, bagging, snapshot ensembles."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from trainlab.data import InMemoryLoader, TensorSplit, load_dataset
-from trainlab.ensembles import (
+from trainlab.train.callbacks import Hooks
+from trainlab.train.ensembles import (
     SnapshotEnsemble,
     bootstrap_split,
     ensemble_accuracy,
@@ -17,7 +18,6 @@ from trainlab.ensembles import (
     snapshot_schedule,
     vote,
 )
-from trainlab.train.callbacks import Hooks
 from trainlab.train.fit import fit
 from trainlab.train.records import StepRecord
 

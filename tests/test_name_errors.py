@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from trainlab.builders import build_optimizer, build_schedule
 from trainlab.cli import main
-from trainlab.config import OptimizerConfig, RecipeError
 from trainlab.init import INITIALIZERS, get_initializer
 from trainlab.optim import ALIASES, POLICIES, get_policy
 from trainlab.optim.registry import PRIMITIVES, get_primitive
+from trainlab.run.builders import build_optimizer, build_schedule
+from trainlab.run.config import OptimizerConfig, RecipeError
 from trainlab.schedules import SCHEDULES
 
 PYTHON_TEXT = ("positional argument", "keyword argument", "__init__()", "takes ")

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from trainlab.bundled import bundled_recipes
-from trainlab.config import RecipeError, load_recipe
+from trainlab.run.bundled import bundled_recipes
+from trainlab.run.config import RecipeError, load_recipe
 
 SOURCES = {"default": None, **bundled_recipes()}
 

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from trainlab.builders import build_model
-from trainlab.config import RecipeError, validate_recipe
-from trainlab.experiment import build
 from trainlab.nn import BatchRenorm2d, GaussianNoise, Maxout, VanillaDropout
-from trainlab.runner import train_recipe
+from trainlab.run.builders import build_model
+from trainlab.run.config import RecipeError, validate_recipe
+from trainlab.run.experiment import build
+from trainlab.run.runner import train_recipe
 
 DIGITS = {"data": {"name": "digits", "batch_size": 32}, "train": {"epochs": 1}}
 
@@ -113,7 +113,7 @@ def test_subset_keeps_a_seeded_part_of_the_training_split():
 
 
 def test_train_threads_sets_torch_intra_op_threads_for_the_run_only():
-    from trainlab.runner import run_torch_state
+    from trainlab.run.runner import run_torch_state
 
     torch.set_num_threads(2)
     r = recipe(model={"name": "mlp", "widths": [8]}, train={"epochs": 1, "threads": 1})

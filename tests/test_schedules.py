@@ -476,7 +476,7 @@ def test_bad_input_fails_with_one_line(call: Callable[[], object], needle: str) 
 
 
 def test_momentum_schedules_are_not_learning_rate_schedules() -> None:
-    from trainlab.config import RecipeError, validate_recipe
+    from trainlab.run.config import RecipeError, validate_recipe
 
     assert "one_cycle_momentum" not in S.SCHEDULES
     assert set(S.MOMENTUM_SCHEDULES) == {"one_cycle_momentum"}
@@ -496,8 +496,8 @@ def _linear_net() -> torch.nn.Module:
 def _recipe_vs_one_cycle_lr(optimizer: dict, schedule: dict, torch_opt, torch_kwargs: dict):
     """Run a recipe's optimizer + schedules (as the loop does: group lr = schedule(t), the
     momentum inside the optimizer) beside torch's optimizer + OneCycleLR; compare every step."""
-    from trainlab.builders import build_momentum_schedule, build_optimizer, build_schedule
-    from trainlab.config import validate_recipe
+    from trainlab.run.builders import build_momentum_schedule, build_optimizer, build_schedule
+    from trainlab.run.config import validate_recipe
 
     total = 40
     recipe = validate_recipe({"optimizer": optimizer, "schedule": schedule})
@@ -582,8 +582,8 @@ def test_recipe_cycle_momentum_false_keeps_it_constant() -> None:
     ],
 )
 def test_recipe_momentum_cycle_errors_are_one_line(optimizer, schedule, needle) -> None:
-    from trainlab.builders import build_momentum_schedule, build_optimizer
-    from trainlab.config import RecipeError, validate_recipe
+    from trainlab.run.builders import build_momentum_schedule, build_optimizer
+    from trainlab.run.config import RecipeError, validate_recipe
 
     recipe = validate_recipe({"optimizer": optimizer, "schedule": schedule})
     with pytest.raises(RecipeError) as info:
@@ -594,8 +594,8 @@ def test_recipe_momentum_cycle_errors_are_one_line(optimizer, schedule, needle) 
 
 
 def test_recipe_without_momentum_cycle_builds_adagrad_and_torch_optimizers() -> None:
-    from trainlab.builders import build_momentum_schedule, build_optimizer
-    from trainlab.config import validate_recipe
+    from trainlab.run.builders import build_momentum_schedule, build_optimizer
+    from trainlab.run.config import validate_recipe
 
     for name in ("adagrad", "torch.SGD"):
         recipe = validate_recipe(

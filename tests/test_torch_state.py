@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainlab.config import load_recipe
+from trainlab.run.config import load_recipe
 
 RECIPE = ["data.name=digits", "model.name=mlp", "model.widths=[16]", "model.dropout=0.3",
           "train.epochs=1", "train.threads=1", "diagnose.report=false"]  # fmt: skip
@@ -38,7 +38,7 @@ def _same_state_after(call) -> object:
 
 def test_build_fit_and_lr_find_leave_the_state_alone(recipe):
     from trainlab.diagnose import lr_range_test
-    from trainlab.experiment import build
+    from trainlab.run.experiment import build
     from trainlab.train import fit
 
     exp = _same_state_after(lambda: build(recipe))
@@ -48,9 +48,9 @@ def test_build_fit_and_lr_find_leave_the_state_alone(recipe):
 
 
 def test_a_run_and_the_analyses_of_it_leave_the_state_alone(recipe):
-    from trainlab.landscape.runs import run_sharpness_report
-    from trainlab.landscape.surface_runs import LandscapeOptions, run_landscape
-    from trainlab.runner import train_recipe
+    from trainlab.run.landscape import LandscapeOptions, run_landscape
+    from trainlab.run.runner import train_recipe
+    from trainlab.run.trained import run_sharpness_report
 
     result = _same_state_after(lambda: train_recipe(recipe, quiet=True))
     run_dir = result.run_dir
@@ -61,7 +61,7 @@ def test_a_run_and_the_analyses_of_it_leave_the_state_alone(recipe):
 
 def test_a_run_draws_the_same_numbers_whatever_the_callers_rng(recipe, tmp_path):
     """The run seeds itself: dropout does not depend on what the caller drew before."""
-    from trainlab.runner import train_recipe
+    from trainlab.run.runner import train_recipe
 
     results = []
     for caller_seed in (1, 2):

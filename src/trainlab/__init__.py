@@ -8,13 +8,13 @@ __version__ = "0.1.0"
 __all__ = ["load_run"]
 
 if TYPE_CHECKING:
-    from trainlab.load import load_run
+    from trainlab.run.load import load_run
 
 
 def __getattr__(name: str) -> Any:
     """`trainlab.load_run` without importing torch and the data code on `import trainlab`."""
     if name == "load_run":
-        from trainlab.load import load_run
+        from trainlab.run.load import load_run
 
         return load_run
     raise AttributeError(f"module 'trainlab' has no attribute {name!r}")

@@ -14,16 +14,22 @@ from typing import TextIO
 
 from rich.console import Console
 
-from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
 from trainlab.data import DATASETS, DataNotFoundError, UnknownDatasetError, dataset_info
-from trainlab.evaluation import describe_metrics
-from trainlab.runner import RunResult, RunStopped, interrupt_on_signals, resume_run, train_recipe
+from trainlab.run.config import Recipe, RecipeError, dump_recipe, load_recipe
+from trainlab.run.evaluation import describe_metrics
+from trainlab.run.runner import (
+    RunResult,
+    RunStopped,
+    interrupt_on_signals,
+    resume_run,
+    train_recipe,
+)
 
 
 def _recipe_path(name: str | None) -> Path | None:
     """A recipe file path, or a bundled recipe's name (`mlp` -> trainlab/recipes/mlp.yaml);
     None for the built-in default recipe."""
-    from trainlab.bundled import recipe_file
+    from trainlab.run.bundled import recipe_file
 
     return None if name is None else recipe_file(name)
 
@@ -95,7 +101,7 @@ def _train_or_resume(recipe: Recipe, run_dir: str | None, quiet: bool, err: Cons
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from trainlab.run_list import describe_runs, find_runs, rows_json
+    from trainlab.run.run_list import describe_runs, find_runs, rows_json
 
     root = Path(args.dir)
     if not root.is_dir():
@@ -123,8 +129,8 @@ def cmd_curves(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from trainlab.load import load_run
-    from trainlab.predict import SPLITS, load_inputs, predict, split_of
+    from trainlab.run.load import load_run
+    from trainlab.run.predict import SPLITS, load_inputs, predict, split_of
 
     run = load_run(args.run_dir)
     if args.input in SPLITS:
@@ -174,7 +180,7 @@ def _train_ensemble(recipe: Recipe, args: argparse.Namespace, err: Console) -> i
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    from trainlab.bundled import bundled_recipes, bundled_studies, first_line
+    from trainlab.run.bundled import bundled_recipes, bundled_studies, first_line
 
     print("recipes (trainlab train NAME):")
     print(f"  {'default':<20} built in: small CNN with BatchNorm on Fashion-MNIST")
@@ -204,7 +210,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from trainlab.bundled import study_file
+    from trainlab.run.bundled import study_file
     from trainlab.study import compare, format_table, load_compare_spec
 
     spec, recipes = load_compare_spec(study_file(args.file))
@@ -224,7 +230,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
     from trainlab.diagnose import lr_range_test, plot_lr_find
-    from trainlab.experiment import build
+    from trainlab.run.experiment import build
 
     if not 0 < args.start < args.end:
         raise RecipeError(f"lr-find: expected 0 < --start < --end, got {args.start} and {args.end}")
@@ -240,7 +246,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from trainlab.diagnose.recipe_checks import run_checks
+    from trainlab.run.recipe_checks import run_checks
 
     recipe = load_recipe(_recipe_path(args.recipe), args.set)
     results = run_checks(recipe, examples=args.examples, max_steps=args.steps)
@@ -260,8 +266,8 @@ def cmd_cv(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule_plot(args: argparse.Namespace) -> int:
-    from trainlab.builders import build_schedule
-    from trainlab.config import apply_overrides
+    from trainlab.run.builders import build_schedule
+    from trainlab.run.config import apply_overrides
     from trainlab.schedules import plot_schedule
 
     if args.action == "list":
@@ -299,9 +305,9 @@ def describe_schedules() -> str:
 def cmd_connect(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from trainlab.bundled import study_file
-    from trainlab.config import describe_error
-    from trainlab.landscape.connect import CurveOptions, connect_file, connect_runs, describe
+    from trainlab.run.bundled import study_file
+    from trainlab.run.config import describe_error
+    from trainlab.run.connect import CurveOptions, connect_file, connect_runs, describe
 
     flags = {"curve": args.curve, "bends": args.bends, "epochs": args.epochs, "lr": args.lr,
              "points": args.points, "bn_examples": args.bn_examples,
@@ -329,8 +335,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 def cmd_sharpness(args: argparse.Namespace) -> int:
     from trainlab.durable import write_json
-    from trainlab.landscape.runs import report_json, run_sharpness_report
-    from trainlab.report.analysis import refresh_report
+    from trainlab.report import refresh_report
+    from trainlab.run.trained import report_json, run_sharpness_report
 
     report = run_sharpness_report(
         args.run_dir, args.examples, seed=args.seed, max_iter=args.max_iter,
@@ -345,7 +351,7 @@ def cmd_sharpness(args: argparse.Namespace) -> int:
 
 
 def cmd_fge(args: argparse.Namespace) -> int:
-    from trainlab.landscape.fge import describe_fge, run_fge
+    from trainlab.run.fge import describe_fge, run_fge
 
     summary = run_fge(args.run_dir, cycles=args.cycles, cycle_epochs=args.cycle_epochs,
                       alpha1=args.lr1, alpha2=args.lr2)  # fmt: skip
@@ -355,7 +361,7 @@ def cmd_fge(args: argparse.Namespace) -> int:
 
 
 def cmd_landscape(args: argparse.Namespace) -> int:
-    from trainlab.landscape.surface_runs import LandscapeOptions, describe, run_landscape
+    from trainlab.run.landscape import LandscapeOptions, describe, run_landscape
 
     mode = "interpolate" if args.interpolate else "line" if args.line else "plane"
     opts = LandscapeOptions(

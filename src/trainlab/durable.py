@@ -153,3 +153,11 @@ def save_figure(fig: Any, path: Path | str, **savefig: Any) -> Path:
     with replacing(path) as tmp:
         fig.savefig(tmp, **savefig)
     return Path(path)
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None if it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainlab.cli import main
-from trainlab.config import load_recipe
 from trainlab.diagnose import Probes
 from trainlab.diagnose.checks import (
     batch_independence_check,
@@ -25,7 +24,8 @@ from trainlab.diagnose.checks import (
     regularization_check,
     relative_error,
 )
-from trainlab.diagnose.recipe_checks import optimizer_weight_decay, unregularized
+from trainlab.run.config import load_recipe
+from trainlab.run.recipe_checks import optimizer_weight_decay, unregularized
 from trainlab.train.regularizers import WeightPenalty
 
 DIGITS = ["data.name=digits", "model.name=mlp", "model.widths=[32]", "data.batch_size=64"]

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from trainlab.config import RecipeError, validate_recipe
 from trainlab.diagnose.loss_watch import LossWatch
 from trainlab.diagnose.verdicts import find_verdicts, format_verdicts
-from trainlab.runner import RunStopped, train_recipe
+from trainlab.run.config import RecipeError, validate_recipe
+from trainlab.run.runner import RunStopped, train_recipe
 from trainlab.train import StepRecord
 
 # ---------------------------------------------------------------- synthetic records

@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from trainlab.config import Recipe, dump_recipe
 from trainlab.data import InMemoryLoader, TensorSplit
 from trainlab.landscape.curves import (
     curve_coefficients,
@@ -23,8 +22,9 @@ from trainlab.landscape.curves import (
     segment,
     train_curve,
 )
-from trainlab.landscape.runs import RunDirError, check_same_architecture, open_run
 from trainlab.nn.zoo import mlp
+from trainlab.run.config import Recipe, dump_recipe
+from trainlab.run.trained import RunDirError, check_same_architecture, open_run
 from trainlab.train import Position, save_checkpoint
 
 F64 = torch.float64

@@ -12,7 +12,8 @@ from torch import nn
 
 from trainlab.data import InMemoryLoader, TensorSplit
 from trainlab.landscape.curves import recompute_batchnorm
-from trainlab.landscape.fge import describe_fge, fast_geometric_ensemble, fge_schedule
+from trainlab.landscape.fge import fast_geometric_ensemble, fge_schedule
+from trainlab.run.fge import describe_fge
 
 
 def test_schedule_is_the_papers_triangle() -> None:

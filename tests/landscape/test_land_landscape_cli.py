@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from trainlab.cli import main
-from trainlab.config import Recipe, dump_recipe
-from trainlab.experiment import build
+from trainlab.run.config import Recipe, dump_recipe
+from trainlab.run.experiment import build
 from trainlab.train import Position, save_checkpoint
 
 
@@ -138,7 +138,7 @@ def test_bn_stats_far_out_counts_the_points_without_a_finite_loss(runs, capsys) 
 def test_plane_centre_is_the_models_own_test_loss(runs: dict[str, Path]) -> None:
     """The written numbers, not just the exit code: at (0, 0) the plane's test loss is the
     checkpoint's loss on the whole test split, as `evaluate` measures it."""
-    from trainlab.landscape.runs import build_trained, open_run
+    from trainlab.run.trained import build_trained, open_run
     from trainlab.train import evaluate
 
     assert main(["landscape", str(runs["b"]), "--grid", "3", "--examples", "100000",

@@ -11,10 +11,10 @@ import torch
 from torch.func import functional_call
 
 from trainlab.cli import main
-from trainlab.config import validate_recipe
-from trainlab.landscape.planes import plot_planes, run_plane
-from trainlab.landscape.runs import build_trained, open_run, run_sharpness
-from trainlab.runner import train_recipe
+from trainlab.run.config import validate_recipe
+from trainlab.run.planes import plot_planes, run_plane
+from trainlab.run.runner import train_recipe
+from trainlab.run.trained import build_trained, open_run, run_sharpness
 from trainlab.study.compare import Row, format_table
 
 RECIPE = {

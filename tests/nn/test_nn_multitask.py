@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from trainlab import nn as tnn
-from trainlab.config import Recipe, RecipeError, validate_recipe
 from trainlab.data import TensorSplit
 from trainlab.data.tasks import derive_labels, derived_classes, with_task_labels
 from trainlab.nn.multitask import MultiTaskLoss, MultiTaskNet, task_accuracies
-from trainlab.runner import train_recipe
+from trainlab.run.config import Recipe, RecipeError, validate_recipe
+from trainlab.run.runner import train_recipe
 
 QUIET = (
     {"diagnose": {"probes": False, "report": False}} if "diagnose" in Recipe.model_fields else {}

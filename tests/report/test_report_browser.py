@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 import torch
 
-from trainlab.config import validate_recipe
 from trainlab.report import SECTIONS
-from trainlab.runner import train_recipe
+from trainlab.run.config import validate_recipe
+from trainlab.run.runner import train_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 20.0

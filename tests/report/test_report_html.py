@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from trainlab.cli import main
-from trainlab.config import validate_recipe
 from trainlab.diagnose.probe_file import load_probes, merge_summaries, save_probes
 from trainlab.diagnose.probes import Probes
 from trainlab.report import SECTIONS, NotARunError, build_report, write_report
-from trainlab.runner import train_recipe
+from trainlab.run.config import validate_recipe
+from trainlab.run.runner import train_recipe
 
 RECIPE = {
     "name": "report-test",

@@ -1,4 +1,4 @@
-"""EMA of the weights (trainlab.train.ema) and the final metrics of a run (trainlab.evaluation):
+"""EMA of the weights (trainlab.train.ema) and the final metrics of a run (trainlab.run.evaluation):
 the average against the hand-computed recurrence and against optim.ema_weights, decay 0 equal
 to the raw model, and the training accuracy measured in eval mode at the end."""
 
@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from trainlab import optim
-from trainlab.config import Recipe, validate_recipe
 from trainlab.data import InMemoryLoader, TensorSplit
-from trainlab.runner import train_recipe
+from trainlab.run.config import Recipe, validate_recipe
+from trainlab.run.runner import train_recipe
 from trainlab.train import Hooks, evaluate, fit
 from trainlab.train.ema import EMAWeights
 from trainlab.train.losses import get_loss

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from trainlab.cli import main
-from trainlab.config import RecipeError, load_recipe
-from trainlab.runner import train_recipe
+from trainlab.run.config import RecipeError, load_recipe
+from trainlab.run.runner import train_recipe
 from trainlab.train.metrics_log import read_jsonl
 
 RECIPE = """
@@ -152,7 +152,7 @@ def _signal_before_finish(monkeypatch, times: int) -> None:
     import os
     import signal
 
-    import trainlab.runner as runner
+    import trainlab.run.runner as runner
 
     real = runner._finish
 
@@ -226,7 +226,7 @@ def test_predict_on_raw_examples_applies_the_runs_normalization(finished, tmp_pa
     import numpy as np
 
     from trainlab.data import load_dataset
-    from trainlab.load import load_run
+    from trainlab.run.load import load_run
 
     run = load_run(finished[0])
     raw = load_dataset("digits").test.x  # the digits test split is the run's test split

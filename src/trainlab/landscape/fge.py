@@ -16,19 +16,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from trainlab.data import InMemoryLoader, TensorSplit
-from trainlab.durable import write_json
-from trainlab.ensembles import ensemble_accuracy
 from trainlab.landscape.curves import has_batchnorm, recompute_batchnorm
 from trainlab.optim import Optimizer, get_optimizer
 from trainlab.train import evaluate, fit
 from trainlab.train.callbacks import Hooks
+from trainlab.train.ensembles import ensemble_accuracy
 from trainlab.train.losses import LossFn
 from trainlab.train.records import StepRecord
 
@@ -128,37 +125,3 @@ def fast_geometric_ensemble(
     ensemble_acc = [ensemble_accuracy(members[: k + 1], split) for k in range(len(members))]
     _, start_acc = evaluate(model, split, loss_fn)
     return FGEResult(keeper.snapshots, member_acc, ensemble_acc, float(start_acc or 0.0))
-
-
-def run_fge(run_dir: str | Path, **options: Any) -> dict[str, Any]:
-    """`fast_geometric_ensemble` from a run's last checkpoint with its data and loss; writes
-    and returns the accuracies (RUN_DIR/fge.json)."""
-    from trainlab.landscape.runs import build_trained, open_run
-    from trainlab.report.analysis import refresh_report
-
-    exp = build_trained(open_run(run_dir))
-    result = fast_geometric_ensemble(
-        exp.model, exp.loader, exp.loss_fn, exp.test,
-        channels_last=exp.recipe.train.channels_last, **options,
-    )  # fmt: skip
-    summary = {
-        "options": options,
-        "snapshot_steps": [step for step, _ in result.snapshots],
-        "start_test_acc": result.start_acc,
-        "member_test_acc": result.member_acc,
-        "ensemble_test_acc": result.ensemble_acc,
-    }
-    write_json(Path(run_dir) / "fge.json", summary, indent=2)
-    refresh_report(run_dir)
-    return summary
-
-
-def describe_fge(summary: dict[str, Any]) -> str:
-    """Start model, each snapshot and the growing ensemble's test accuracy, one line each."""
-    lines = [f"start model: test accuracy {100 * summary['start_test_acc']:.2f}%"]
-    keys = ("snapshot_steps", "member_test_acc", "ensemble_test_acc")
-    rows = zip(*(summary[k] for k in keys), strict=True)
-    for k, (step, single, joint) in enumerate(rows, start=1):
-        lines.append(f"snapshot {k} (step {step}): {100 * single:.2f}%   "
-                     f"ensemble of {k}: {100 * joint:.2f}%")  # fmt: skip
-    return "\n".join(lines)

@@ -15,20 +15,11 @@ The commands call `refresh_report` after writing, so an existing report.html sta
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPORT_FILE = "report.html"
-
-
-def read_json(path: Path) -> Any:
-    """The JSON in ``path``, or None if it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+from trainlab.durable import read_json
 
 
 def _picture(path_text: str, run_dir: Path, img: Callable[[bytes | None, str], str]) -> str:
@@ -105,13 +96,3 @@ def analysis_body(run_dir: Path, table: Callable, img: Callable) -> str:
             f'<p class="muted">No landscape, sharpness or connectivity results yet: {commands}.</p>'
         )
     return "\n".join(parts)
-
-
-def refresh_report(run_dir: str | Path) -> Path | None:
-    """Rewrite ``run_dir``'s report.html if it exists (after a command added results)."""
-    from trainlab.report.html import write_report
-
-    run_dir = Path(run_dir)
-    if not (run_dir / REPORT_FILE).is_file():
-        return None
-    return write_report(run_dir)

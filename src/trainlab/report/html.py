@@ -22,13 +22,15 @@ import numpy as np
 
 from trainlab.diagnose.probe_file import PROBES_FILE, read_probes
 from trainlab.diagnose.verdicts import find_verdicts, weight_params
-from trainlab.durable import write_text
+from trainlab.durable import read_json, write_text
 from trainlab.report import probe_plots
-from trainlab.report.analysis import REPORT_FILE, analysis_body, read_json
+from trainlab.report.analysis import analysis_body
 from trainlab.report.curves import plot_curves
 from trainlab.train.metrics_log import read_jsonl
 
 __all__ = ["SECTIONS", "NotARunError", "build_report", "write_report"]
+
+REPORT_FILE = "report.html"
 
 SECTIONS = (
     "summary",
@@ -274,3 +276,11 @@ def write_report(run_dir: Path, out: Path | None = None) -> Path:
     out = out or run_dir / REPORT_FILE
     write_text(out, text)
     return out
+
+
+def refresh_report(run_dir: str | Path) -> Path | None:
+    """Rewrite ``run_dir``'s report.html if it exists (after a command added results)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / REPORT_FILE).is_file():
+        return None
+    return write_report(run_dir)

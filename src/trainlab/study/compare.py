@@ -23,20 +23,20 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 
-from trainlab.config import (
+from trainlab.durable import write_json, write_text
+from trainlab.run.config import (
     Recipe,
     RecipeError,
     describe_error,
     override_recipe,
     read_yaml_mapping,
 )
-from trainlab.durable import write_json, write_text
-from trainlab.runner import RunResult, new_run_dir, resume_run, train_recipe
+from trainlab.run.runner import RunResult, new_run_dir, resume_run, train_recipe
 
 
 class SharpnessSpec(BaseModel):
     """Measure each trained model's top Hessian eigenvalue (power iteration) on `examples`
-    training examples drawn with `seed` (`trainlab.landscape.runs.run_sharpness`)."""
+    training examples drawn with `seed` (`trainlab.run.trained.run_sharpness`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -89,7 +89,7 @@ def load_compare_spec(path: Path) -> tuple[CompareSpec, dict[str, list[Recipe]]]
         spec = CompareSpec.model_validate(read_yaml_mapping(path, "a comparison file"))
     except ValidationError as err:
         raise RecipeError(f"{path}: {describe_error(err.errors()[0])}") from None
-    from trainlab.bundled import base_recipe_file
+    from trainlab.run.bundled import base_recipe_file
 
     try:
         base = read_yaml_mapping(base_recipe_file(spec.recipe, path))
@@ -113,8 +113,8 @@ def preflight(recipes: dict[str, list[Recipe]], what: str = "variant") -> None:
     """Build each variant (its first seed: seeds change only random draws) as a run would,
     data and probes included, so that a variant that cannot run fails before the first run
     trains — not after the variants before it have."""
-    from trainlab.diagnosis import RunDiagnosis
-    from trainlab.experiment import build
+    from trainlab.run.diagnosis import RunDiagnosis
+    from trainlab.run.experiment import build
 
     for name, variant_recipes in recipes.items():
         try:
@@ -165,7 +165,7 @@ def _run(recipe: Recipe, run_dir: Path) -> RunResult:
 
 
 def _planes(spec: SurfaceSpec, run_dirs: dict[str, Path], study: Path) -> None:
-    from trainlab.landscape.planes import plot_planes, run_plane
+    from trainlab.run.planes import plot_planes, run_plane
 
     surfaces = {
         name: run_plane(run_dir, spec.grid, spec.range, spec.examples, spec.seed)
@@ -177,7 +177,7 @@ def _planes(spec: SurfaceSpec, run_dirs: dict[str, Path], study: Path) -> None:
 def _top_eigenvalue(spec: SharpnessSpec | None, run_dir: Path) -> float | None:
     if spec is None:
         return None
-    from trainlab.landscape.runs import run_sharpness
+    from trainlab.run.trained import run_sharpness
 
     return run_sharpness(run_dir, spec.examples, spec.max_iter, spec.seed).top_eigenvalue
 

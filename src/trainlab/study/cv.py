@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from trainlab.config import Recipe, RecipeError
 from trainlab.data import DataBundle, kfold_splits
 from trainlab.data.kfold import take
-from trainlab.experiment import build, load_bundle
+from trainlab.run.config import Recipe, RecipeError
+from trainlab.run.experiment import build, load_bundle
 from trainlab.train import evaluate, fit
 
 

@@ -21,15 +21,14 @@ from rich.console import Console
 from safetensors.torch import load_file
 from torch import nn
 
-from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe, validate_recipe
 from trainlab.data import TensorSplit
-from trainlab.durable import write_json, write_text
-from trainlab.ensembles import combine, member_probabilities
-from trainlab.evaluation import FINAL_WEIGHTS
-from trainlab.experiment import build
-from trainlab.report.analysis import read_json
-from trainlab.runner import new_run_dir, resume_run, train_recipe
+from trainlab.durable import read_json, write_json, write_text
+from trainlab.run.config import Recipe, RecipeError, dump_recipe, load_recipe, validate_recipe
+from trainlab.run.evaluation import FINAL_WEIGHTS
+from trainlab.run.experiment import build
+from trainlab.run.runner import new_run_dir, resume_run, train_recipe
 from trainlab.study.compare import preflight
+from trainlab.train.ensembles import combine, member_probabilities
 
 ENSEMBLE_FILE = "ensemble.json"
 

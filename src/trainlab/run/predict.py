@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainlab.config import RecipeError
 from trainlab.data import TensorSplit
-from trainlab.load import LoadedRun
+from trainlab.run.config import RecipeError
+from trainlab.run.load import LoadedRun
 from trainlab.train.loop import predict_logits
 
 SPLITS = ("train", "val", "test")

@@ -16,15 +16,14 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from trainlab.config import Recipe, RecipeError, dump_recipe, load_recipe
 from trainlab.diagnose.verdicts import Verdict
-from trainlab.diagnosis import RunDiagnosis, repair_finished
-from trainlab.durable import crash_point, write_json, write_text
-from trainlab.evaluation import final_metrics, save_final_weights
-from trainlab.experiment import Experiment, build
+from trainlab.durable import crash_point, read_json, write_json, write_text
 from trainlab.report import plot_curves
-from trainlab.report.analysis import read_json
-from trainlab.run_list import mark_done, mark_running
+from trainlab.run.config import Recipe, RecipeError, dump_recipe, load_recipe
+from trainlab.run.diagnosis import RunDiagnosis, repair_finished
+from trainlab.run.evaluation import final_metrics, save_final_weights
+from trainlab.run.experiment import Experiment, build
+from trainlab.run.run_list import mark_done, mark_running
 from trainlab.train import (
     Interrupted,
     NonFiniteLossError,

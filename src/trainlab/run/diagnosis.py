@@ -15,15 +15,14 @@ from typing import Any
 
 from rich.console import Console
 
-from trainlab.config import RecipeError
 from trainlab.diagnose.loss_watch import LossWatch
 from trainlab.diagnose.probe_file import PROBES_FILE, merge_summaries, read_probes, save_probes
 from trainlab.diagnose.probes import Probes
 from trainlab.diagnose.verdicts import Verdict, find_verdicts, format_verdicts
-from trainlab.durable import write_json
-from trainlab.experiment import Experiment
-from trainlab.report import write_report
-from trainlab.report.analysis import REPORT_FILE, read_json
+from trainlab.durable import read_json, write_json
+from trainlab.report import REPORT_FILE, write_report
+from trainlab.run.config import RecipeError
+from trainlab.run.experiment import Experiment
 from trainlab.train.metrics_log import append_jsonl, read_jsonl
 
 __all__ = ["VERDICTS_FILE", "RunDiagnosis", "make_probes", "repair_finished"]

@@ -17,12 +17,12 @@ from typing import Any
 from safetensors.torch import load_file
 from torch import nn
 
-from trainlab.config import Recipe, RecipeError, load_recipe
 from trainlab.data import TensorSplit
-from trainlab.evaluation import FINAL_WEIGHTS
-from trainlab.experiment import Experiment, build
-from trainlab.landscape.runs import load_weights
-from trainlab.report.analysis import read_json
+from trainlab.durable import read_json
+from trainlab.run.config import Recipe, RecipeError, load_recipe
+from trainlab.run.evaluation import FINAL_WEIGHTS
+from trainlab.run.experiment import Experiment, build
+from trainlab.run.trained import load_weights
 from trainlab.train.checkpoint import usable_checkpoint
 
 

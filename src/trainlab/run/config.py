@@ -384,10 +384,11 @@ class InitConfig(_Strict):
 
 
 class EnsembleConfig(_Strict):
-    """Train an ensemble (trainlab.ensembles): `members` independent runs (seeds seed..seed+M-1,
-    same data), bagging (each member on a bootstrap resample), or one snapshot run (Huang et
-    al. 2017: `cycles` cosine cycles, default `members`, the last `members` snapshots kept);
-    predictions combined by averaging the probabilities or by majority vote."""
+    """Train an ensemble (trainlab.train.ensembles): `members` independent runs (seeds
+    seed..seed+M-1, same data), bagging (each member on a bootstrap resample), or one
+    snapshot run (Huang et al. 2017: `cycles` cosine cycles, default `members`, the last
+    `members` snapshots kept); predictions combined by averaging the probabilities or by
+    majority vote."""
 
     method: str = "independent"
     members: Annotated[int, Field(ge=2)] = 5

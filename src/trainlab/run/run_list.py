@@ -15,8 +15,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainlab.durable import write_json
-from trainlab.report.analysis import read_json
+from trainlab.durable import read_json, write_json
 from trainlab.train.metrics_log import read_jsonl
 
 RUNNING = "RUNNING"  # {"pid", "host"} while a process trains in the directory

@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from trainlab.durable import save_figure
 from trainlab.landscape.directions import plane_directions, state_names, state_of
 from trainlab.landscape.loss import split_batches
-from trainlab.landscape.runs import build_trained, open_run
 from trainlab.landscape.surface import SplitData, Surface, grid_axis, plane_surface
+from trainlab.run.trained import build_trained, open_run
 
 
 def run_plane(

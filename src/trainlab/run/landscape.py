@@ -19,10 +19,8 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
-from trainlab.config import RecipeError
 from trainlab.data import TensorSplit
 from trainlab.durable import write_json
-from trainlab.experiment import Experiment
 from trainlab.landscape.directions import (
     filter_normalized_direction,
     pca_directions,
@@ -34,7 +32,17 @@ from trainlab.landscape.directions import (
 from trainlab.landscape.evaluate import BN_MODES, EVALUATORS
 from trainlab.landscape.loss import split_batches
 from trainlab.landscape.plots import plot_line, plot_plane
-from trainlab.landscape.runs import (
+from trainlab.landscape.surface import (
+    SplitData,
+    Surface,
+    interpolation_surface,
+    line_surface,
+    plane_surface,
+)
+from trainlab.report import refresh_report
+from trainlab.run.config import RecipeError
+from trainlab.run.experiment import Experiment
+from trainlab.run.trained import (
     WEIGHTS,
     RunDirError,
     TrainedRun,
@@ -43,14 +51,6 @@ from trainlab.landscape.runs import (
     check_same_data,
     open_run,
 )
-from trainlab.landscape.surface import (
-    SplitData,
-    Surface,
-    interpolation_surface,
-    line_surface,
-    plane_surface,
-)
-from trainlab.report.analysis import refresh_report
 
 MODES = ("plane", "line", "interpolate")
 DIRECTIONS = ("filter", "random", "pca")

@@ -12,12 +12,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from trainlab.config import Recipe, RecipeError, load_recipe
-from trainlab.experiment import Experiment, build
+from trainlab.durable import read_json
 from trainlab.landscape.hessian import make_hvp, top_eigenvalues_power
 from trainlab.landscape.loss import loss_of_params, model_params, split_batches
 from trainlab.landscape.sharpness import SharpnessReport, sharpness_report
-from trainlab.report.analysis import read_json
+from trainlab.run.config import Recipe, RecipeError, load_recipe
+from trainlab.run.experiment import Experiment, build
 from trainlab.train.checkpoint import usable_checkpoint
 
 WEIGHTS = "model.safetensors"

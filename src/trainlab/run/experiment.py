@@ -10,15 +10,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainlab.builders import (
-    build_momentum_schedule,
-    build_optimizer,
-    build_penalty,
-    build_schedule,
-    seeded_model,
-    task_sizes,
-)
-from trainlab.config import Recipe, RecipeError
 from trainlab.data import (
     Augment,
     DataBundle,
@@ -33,13 +24,22 @@ from trainlab.data import (
 from trainlab.data.fingerprint import data_fingerprint
 from trainlab.data.kfold import take
 from trainlab.data.tasks import with_task_labels
-from trainlab.ensembles import SnapshotEnsemble, bootstrap_split
 from trainlab.nn.multitask import MultiTaskLoss
+from trainlab.run.builders import (
+    build_momentum_schedule,
+    build_optimizer,
+    build_penalty,
+    build_schedule,
+    seeded_model,
+    task_sizes,
+)
+from trainlab.run.config import Recipe, RecipeError
 from trainlab.schedules import PlateauController, plateau_scaled
 from trainlab.train import get_loss
 from trainlab.train.callbacks import Callback, PlateauOnMetric
 from trainlab.train.early_stopping import EarlyStopping
 from trainlab.train.ema import EMAWeights
+from trainlab.train.ensembles import SnapshotEnsemble, bootstrap_split
 from trainlab.train.losses import LossFn
 
 

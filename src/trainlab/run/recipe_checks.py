@@ -11,8 +11,6 @@ import torch
 from torch import nn
 
 from trainlab import optim
-from trainlab.builders import build_model, build_optimizer, build_penalty
-from trainlab.config import OptimizerConfig, Recipe, RecipeError, validate_recipe
 from trainlab.diagnose.checks import (
     CheckResult,
     batch_independence_check,
@@ -22,7 +20,9 @@ from trainlab.diagnose.checks import (
     overfit_check,
     regularization_check,
 )
-from trainlab.experiment import Experiment, build
+from trainlab.run.builders import build_model, build_optimizer, build_penalty
+from trainlab.run.config import OptimizerConfig, Recipe, RecipeError, validate_recipe
+from trainlab.run.experiment import Experiment, build
 
 __all__ = ["optimizer_weight_decay", "run_checks", "unregularized"]
 

@@ -14,10 +14,10 @@ from torch import nn
 
 from trainlab import init, optim
 from trainlab import nn as zoo
-from trainlab.config import InitConfig, OptimizerConfig, Recipe, RecipeError
 from trainlab.data.tasks import derived_classes
 from trainlab.names import closest_name_error
 from trainlab.nn.multitask import MultiTaskNet
+from trainlab.run.config import InitConfig, OptimizerConfig, Recipe, RecipeError
 from trainlab.schedules import SCHEDULES, Schedule, get_schedule, one_cycle_momentum
 from trainlab.train.regularizers import ActivityPenalty, WeightPenalty, penalized_params
 

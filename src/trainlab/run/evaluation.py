@@ -22,8 +22,8 @@ from torch import nn
 
 from trainlab.data import TensorSplit
 from trainlab.durable import replacing
-from trainlab.experiment import Experiment
 from trainlab.nn.multitask import MultiTaskLoss, task_accuracies
+from trainlab.run.experiment import Experiment
 from trainlab.train import evaluate
 
 FINAL_WEIGHTS = "model.safetensors"

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainlab.config import RecipeError, read_yaml_mapping
 from trainlab.names import closest_name_error
+from trainlab.run.config import RecipeError, read_yaml_mapping
 
-RECIPES_DIR = Path(__file__).with_name("recipes")
+RECIPES_DIR = Path(__file__).parents[1] / "recipes"
 STUDIES_DIR = RECIPES_DIR / "studies"
 
 

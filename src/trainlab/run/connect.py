@@ -30,10 +30,8 @@ from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors.torch import load_file, save_file
 
-from trainlab.config import Recipe, RecipeError, describe_error, read_yaml_mapping, validate_recipe
 from trainlab.data import TensorSplit
 from trainlab.durable import replacing, save_figure, write_json
-from trainlab.experiment import Experiment
 from trainlab.landscape.curves import (
     Curve,
     CurveProfile,
@@ -42,7 +40,17 @@ from trainlab.landscape.curves import (
     segment,
     train_curve,
 )
-from trainlab.landscape.runs import (
+from trainlab.report import refresh_report
+from trainlab.run.config import (
+    Recipe,
+    RecipeError,
+    describe_error,
+    read_yaml_mapping,
+    validate_recipe,
+)
+from trainlab.run.experiment import Experiment
+from trainlab.run.runner import new_run_dir, train_recipe
+from trainlab.run.trained import (
     TrainedRun,
     build_trained,
     check_same_architecture,
@@ -50,8 +58,6 @@ from trainlab.landscape.runs import (
     open_run,
     parameters_of,
 )
-from trainlab.report.analysis import refresh_report
-from trainlab.runner import new_run_dir, train_recipe
 
 Say = Callable[[str], None]
 
