@@ -30,9 +30,26 @@ def _run(transform: to.Transform, params, grads_seq) -> list[torch.Tensor]:
     return [p.detach() for p in ps]
 
 
+def _spy_on_runs(monkeypatch) -> list[bool]:
+    """Record what every compiled call returned (False: it fell back to the eager kernels)."""
+    results: list[bool] = []
+    real = compiled.run
+
+    def spy(name, *args):
+        results.append(real(name, *args))
+        return results[-1]
+
+    monkeypatch.setattr(compiled, "run", spy)
+    return results
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_compiled_equals_reference_without_recompiles(name: str) -> None:
+def test_compiled_equals_reference_without_recompiles(name: str, monkeypatch) -> None:
+    """The compiled pass really ran at every step (no silent fallback to eager), equals the
+    reference chain, and compiled once."""
     from torch._dynamo.utils import counters
+
+    results = _spy_on_runs(monkeypatch)
 
     g = torch.Generator().manual_seed(0)
     params = [torch.randn(s, generator=g, dtype=torch.float64) for s in SHAPES]
@@ -42,13 +59,15 @@ def test_compiled_equals_reference_without_recompiles(name: str) -> None:
     with to.use_backend("reference"):
         want = _run(CASES[name](), params, grads_seq)
     with to.use_backend("compiled"):
-        compiled = CASES[name]()
-    warm = _run(compiled, params, grads_seq[:2])  # compiles (a few seconds)
+        transform = CASES[name]()
+    warm = _run(transform, params, grads_seq[:2])  # compiles (a few seconds)
     assert len(warm) == len(params)
     graphs = counters["stats"]["unique_graphs"]
     with to.use_backend("compiled"):
         got = _run(CASES[name](), params, grads_seq)
     assert counters["stats"]["unique_graphs"] == graphs, "recompiled after warm-up"
+    assert results == [True] * (2 + len(grads_seq)), "torch.compile failed: eager fallback ran"
+    assert compiled._broken == []
     for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
 

@@ -14,6 +14,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from trainlab.optim import fused
+from trainlab.optim.elementwise import adam_direction, adam_moments
 from trainlab.optim.transform import (
     Hyper,
     Params,
@@ -21,6 +23,7 @@ from trainlab.optim.transform import (
     Updates,
     check_beta,
     check_nonneg,
+    current_backend,
     pick,
     value_at,
     zero_count,
@@ -238,7 +241,9 @@ def scale_by_adam(
 
     ``bias_correction=False`` drops the two ``1 - b^t`` factors (seed 000's "incomplete" Adam).
     The seed's ``alpha_t = alpha*sqrt(1-b2^t)/(1-b1^t)`` form equals this with eps rescaled by
-    ``sqrt(1-b2^t)`` (tested).
+    ``sqrt(1-b2^t)`` (tested). The reference is `adam_moments` + `adam_direction` per tensor;
+    the fast path is the bucketed in-place kernel the `adam` alias uses (`fused.adam_kernel`),
+    or the reference when ``eps_root`` is nonzero.
     """
     check_adam_args("scale_by_adam", b1, b2, eps, eps_root)
 
@@ -253,36 +258,32 @@ def scale_by_adam(
 
     def ref(grads: Updates, state: AdamState, params: Params) -> tuple[Updates, AdamState]:
         a, b, e, er, c1, c2 = hyper(state.count)
-        mu = [m * a + g * (1 - a) for g, m in zip(grads, state.mu, strict=True)]
-        nu = [v * b + g * g * (1 - b) for g, v in zip(grads, state.nu, strict=True)]
+        moments = [
+            adam_moments(g, m, v, a, b) for g, m, v in zip(grads, state.mu, state.nu, strict=True)
+        ]
+        mu, nu = [m for m, _ in moments], [v for _, v in moments]
         nu_max = (
             [torch.maximum(x, v) for x, v in zip(state.nu_max, nu, strict=True)] if amsgrad else []
         )
         second = nu_max if amsgrad else nu
-        out = [(m / c1) / ((v / c2**2 + er).sqrt() + e) for m, v in zip(mu, second, strict=True)]
+        out = [adam_direction(m, v, c1, c2, e, er) for m, v in zip(mu, second, strict=True)]
         return out, AdamState(state.count + 1, mu, nu, nu_max)
 
-    def fast(grads: Updates, state: AdamState, params: Params) -> tuple[Updates, AdamState]:
-        a, b, e, er, c1, c2 = hyper(state.count)
-        torch._foreach_lerp_(state.mu, grads, 1 - a)
-        torch._foreach_mul_(state.nu, b)
-        torch._foreach_addcmul_(state.nu, grads, grads, value=1 - b)
-        second = state.nu
-        if amsgrad:
-            torch._foreach_maximum_(state.nu_max, state.nu)
-            second = state.nu_max
-        if er:
-            denom = torch._foreach_sqrt(torch._foreach_add(torch._foreach_div(second, c2**2), er))
-        else:
-            denom = torch._foreach_sqrt(second)
-            torch._foreach_div_(denom, c2)
-        torch._foreach_add_(denom, e)
-        out = torch._foreach_div(state.mu, denom)
-        torch._foreach_div_(out, c1)
-        state.count.add_(1)
-        return out, state
+    if current_backend() == "reference" or callable(eps_root) or float(eps_root) != 0.0:
+        return Transform(init, ref)
+    cache = fused.PlanCache()
 
-    return Transform(init, pick(ref, fast))
+    def step(targets: list[Tensor], grads: Updates, state: AdamState, params: Params) -> AdamState:
+        a, b, e, _, c1, c2 = hyper(state.count)
+        lists = [state.mu, state.nu, state.nu_max] if amsgrad else [state.mu, state.nu]
+        fused.adam_kernel(
+            cache.get(params, lists), targets, grads, params, state.mu, state.nu, state.nu_max,
+            b1=a, b2=b, eps=e, c1=c1, c2=c2, lr=-1.0,
+        )  # fmt: skip
+        state.count.add_(1)
+        return state
+
+    return fused.fast_transform(init, step)
 
 
 # ---------------------------------------------------------------- NAdam

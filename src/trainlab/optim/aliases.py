@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from trainlab.names import checked_call, closest_name_error
@@ -33,11 +32,12 @@ from trainlab.optim.adaptive import (
     scale_by_rms,
 )
 from trainlab.optim.decay import add_decayed_weights, add_l2
-from trainlab.optim.momentum import trace
+from trainlab.optim.momentum import TraceState, trace
 from trainlab.optim.transform import (
     Hyper,
     Knob,
     Knobs,
+    Links,
     Params,
     State,
     Transform,
@@ -50,6 +50,7 @@ from trainlab.optim.transform import (
     lr_value,
     scale_by_lr,
     value_at,
+    zero_count,
 )
 
 
@@ -108,123 +109,75 @@ def sgd(
     dampening, k_damp = _live(dampening, has_mom and not nesterov)
     weight_decay, k_wd = _live(weight_decay, has_wd)
     knobs = _published(momentum=k_mom, dampening=k_damp, weight_decay=k_wd)
-    parts = [add_l2(weight_decay)] if has_wd else []
-    parts += [trace(momentum, dampening, nesterov)] if has_mom else []
-    composed = chain(*parts, scale_by_lr(lr))
+    links = Links(
+        l2=add_l2(weight_decay) if has_wd else None,
+        trace=trace(momentum, dampening, nesterov) if has_mom else None,
+        lr=scale_by_lr(lr),
+    )
     if current_backend() == "reference":
-        return composed._replace(hyperparams=knobs)
-
-    if not has_mom:
-        update = _plain_sgd_update(lr, weight_decay, has_wd)
-        return Transform(composed.init, update, knobs)
+        return links.chain._replace(hyperparams=knobs)
     cache = fused.PlanCache()
     use_compiled = current_backend() == "compiled"
 
     def step(targets: list[Tensor], grads: Updates, state: State, params: Params) -> State:
-        l2 = 0.0
-        if has_wd:
-            l2 = value_at(weight_decay, state[0].count)
-            state[0].count.add_(1)
-        lr_state, tr = state[-1], state[-2]
+        l2 = _advance_weight(links, state, "l2", weight_decay)
+        lr_state = links.state(state, "lr")
         a = lr_value(lr, lr_state)
+        tr = links.state(state, "trace") if has_mom else TraceState(zero_count(), [])
         count = int(tr.count)
         fused.sgd_kernel(
-            cache.get(params, [tr.trace]),
-            targets,
-            grads,
-            params,
-            tr.trace,
-            lr=a,
-            l2=l2,
-            momentum=value_at(momentum, count),
-            dampening=value_at(dampening, count),
-            nesterov=nesterov,
-            first=count == 0,
+            cache.get(params, [tr.trace] if has_mom else []), targets, grads, params, tr.trace,
+            lr=a, l2=l2, momentum=value_at(momentum, count),
+            dampening=value_at(dampening, count), nesterov=nesterov, first=count == 0,
             compiled=use_compiled,
-        )
+        )  # fmt: skip
         tr.count.add_(1)
         lr_advance(lr, lr_state, a, inplace=True)
         return state
 
-    return fused.fast_transform(composed.init, step)._replace(hyperparams=knobs)
+    return fused.fast_transform(links.chain.init, step)._replace(hyperparams=knobs)
 
 
-def _plain_sgd_update(
-    lr: Hyper, weight_decay: Hyper, has_wd: bool
-) -> Callable[[Updates, State, Params], tuple[Updates, State]]:
-    """SGD without momentum: ``-lr * (g + wd * theta)``, foreach (nothing to fuse)."""
-
-    def update(grads: Updates, state: State, params: Params) -> tuple[Updates, State]:
-        d = grads
-        if has_wd:
-            d = torch._foreach_add(grads, params, alpha=value_at(weight_decay, state[0].count))
-            state[0].count.add_(1)
-        a = lr_value(lr, state[-1])
-        lr_advance(lr, state[-1], a, inplace=True)
-        return torch._foreach_mul(d, -a), state
-
-    return update
+def _advance_weight(links: Links, state: State, name: str, weight: Hyper) -> float:
+    """The weight of link ``name`` (an `add_l2` / `add_decayed_weights`) at this step, 0 if the
+    chain has no such link; advances that link's count as its own update would."""
+    if name not in links:
+        return 0.0
+    count = links.state(state, name).count
+    w = value_at(weight, count)
+    count.add_(1)
+    return w
 
 
 # ---------------------------------------------------------------- Adam family
 
 
-def _fast_adam(
-    composed: Transform,
-    lr: Hyper,
-    b1: Hyper,
-    b2: Hyper,
-    eps: Hyper,
-    l2: Hyper,
-    decoupled: Hyper,
-    amsgrad: bool,
-) -> Transform:
+def _fast_adam(links: Links, lr: Hyper, betas: tuple[Hyper, Hyper], eps: Hyper, l2: Hyper,
+               decoupled: Hyper, amsgrad: bool) -> Transform:  # fmt: skip
     """The fast path of ``chain(add_l2?, scale_by_adam, add_decayed_weights?, scale_by_lr)``: one
-    in-place bucketed pass (`fused.adam_kernel`) over the *same state* as the chain.
-
-    Uses ``(m/c1) / (sqrt(v)/c2 + eps) = (c2/c1) * m / (sqrt(v) + eps*c2)`` to save a pass.
-    """
-    has_l2, has_dec = _is_on(l2), _is_on(decoupled)
+    in-place bucketed pass (`fused.adam_kernel`) over the *same state* as the chain."""
     cache = fused.PlanCache()
     use_compiled = current_backend() == "compiled"
 
     def step(targets: list[Tensor], grads: Updates, state: State, params: Params) -> State:
-        l2_t = 0.0
-        if has_l2:
-            l2_t = value_at(l2, state[0].count)
-            state[0].count.add_(1)
-        s: AdamState = state[1 if has_l2 else 0]
+        l2_t = _advance_weight(links, state, "l2", l2)
+        s: AdamState = links.state(state, "adam")
         count = int(s.count)
-        a, b, e = (value_at(h, count) for h in (b1, b2, eps))
+        a, b, e = (value_at(h, count) for h in (*betas, eps))
         c1, c2 = bias_corrections(a, b, count + 1, True)
-        lr_state = state[-1]
+        lr_state = links.state(state, "lr")
         lr_t = lr_value(lr, lr_state)
-        decay = 0.0
-        if has_dec:
-            decay = lr_t * value_at(decoupled, state[-2].count)
-            state[-2].count.add_(1)
+        wd = _advance_weight(links, state, "decay", decoupled)
         lists = [s.mu, s.nu, s.nu_max] if amsgrad else [s.mu, s.nu]
         fused.adam_kernel(
-            cache.get(params, lists),
-            targets,
-            grads,
-            params,
-            s.mu,
-            s.nu,
-            s.nu_max,
-            b1=a,
-            b2=b,
-            eps=e * c2,
-            l2=l2_t,
-            decay=decay,
-            step=lr_t * c2 / c1,
-            compiled=use_compiled,
-        )
+            cache.get(params, lists), targets, grads, params, s.mu, s.nu, s.nu_max,
+            b1=a, b2=b, eps=e, c1=c1, c2=c2, lr=lr_t, l2=l2_t, wd=wd, compiled=use_compiled,
+        )  # fmt: skip
         s.count.add_(1)
         lr_advance(lr, lr_state, lr_t, inplace=True)
         return state
 
-    return fused.fast_transform(composed.init, step)
+    return fused.fast_transform(links.chain.init, step)
 
 
 def adam(
@@ -236,19 +189,7 @@ def adam(
 ) -> Transform:
     """torch.optim.Adam (Kingma & Ba 2015; amsgrad: Reddi et al. 2018); weight_decay is L2:
     ``chain(add_l2(wd)?, scale_by_adam(betas, eps, amsgrad), scale_by_lr(lr))``."""
-    check_nonneg("adam", "lr", lr)
-    _check_betas("adam", betas)
-    check_nonneg("adam", "weight_decay", weight_decay)
-    has_wd = _is_on(weight_decay)
-    (b1, k1), (b2, k2), (eps, k_eps) = _live(betas[0]), _live(betas[1]), _live(eps)
-    weight_decay, k_wd = _live(weight_decay, has_wd)
-    knobs = _published(betas=(k1, k2), eps=k_eps, weight_decay=k_wd)
-    parts = [add_l2(weight_decay)] if has_wd else []
-    composed = chain(*parts, scale_by_adam(b1, b2, eps, amsgrad=amsgrad), scale_by_lr(lr))
-    if current_backend() == "reference":
-        return composed._replace(hyperparams=knobs)
-    fast = _fast_adam(composed, lr, b1, b2, eps, weight_decay, 0.0, amsgrad)
-    return fast._replace(hyperparams=knobs)
+    return _adam_alias("adam", lr, betas, eps, weight_decay, amsgrad, decoupled=False)
 
 
 def adamw(
@@ -260,22 +201,29 @@ def adamw(
 ) -> Transform:
     """torch.optim.AdamW, decoupled weight decay (Loshchilov & Hutter 2019; seed 000 "AdamW"):
     ``chain(scale_by_adam(betas, eps, amsgrad), add_decayed_weights(wd), scale_by_lr(lr))``."""
-    check_nonneg("adamw", "lr", lr)
-    _check_betas("adamw", betas)
-    check_nonneg("adamw", "weight_decay", weight_decay)
+    return _adam_alias("adamw", lr, betas, eps, weight_decay, amsgrad, decoupled=True)
+
+
+def _adam_alias(owner: str, lr: Hyper, betas: tuple[Hyper, Hyper], eps: Hyper,
+                weight_decay: Hyper, amsgrad: bool, decoupled: bool) -> Transform:  # fmt: skip
+    """`adam` (coupled L2, only when nonzero) or `adamw` (decoupled decay, always a link)."""
+    check_nonneg(owner, "lr", lr)
+    _check_betas(owner, betas)
+    check_nonneg(owner, "weight_decay", weight_decay)
     has_wd = _is_on(weight_decay)
     (b1, k1), (b2, k2), (eps, k_eps) = _live(betas[0]), _live(betas[1]), _live(eps)
     weight_decay, k_wd = _live(weight_decay, has_wd)
     knobs = _published(betas=(k1, k2), eps=k_eps, weight_decay=k_wd)
-    composed = chain(
-        scale_by_adam(b1, b2, eps, amsgrad=amsgrad),
-        add_decayed_weights(weight_decay),
-        scale_by_lr(lr),
+    links = Links(
+        l2=add_l2(weight_decay) if has_wd and not decoupled else None,
+        adam=scale_by_adam(b1, b2, eps, amsgrad=amsgrad),
+        decay=add_decayed_weights(weight_decay) if decoupled else None,
+        lr=scale_by_lr(lr),
     )
     if current_backend() == "reference":
-        return composed._replace(hyperparams=knobs)
-    fast = _fast_adam(composed, lr, b1, b2, eps, 0.0, weight_decay, amsgrad)
-    return fast._replace(hyperparams=knobs)
+        return links.chain._replace(hyperparams=knobs)
+    l2, wd = (0.0, weight_decay) if decoupled else (weight_decay, 0.0)
+    return _fast_adam(links, lr, (b1, b2), eps, l2, wd, amsgrad)._replace(hyperparams=knobs)
 
 
 def nadam(

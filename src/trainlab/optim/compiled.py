@@ -7,6 +7,9 @@ the *lists* of flat tensors: Inductor emits one vectorized C++ loop per tensor t
 moments and the parameter update in a single pass, and the step costs one Python call (a
 compiled call has ~0.1 ms of dispatch overhead, so one call per tensor would not pay).
 
+The kernels are the reference math of `trainlab.optim.elementwise` composed as the alias's chain:
+nothing about the update rule is written here.
+
 Shapes are static (``dynamic=False``): each parameter layout compiles once (a few seconds;
 Inductor's on-disk cache makes later processes faster), and hyperparameters arrive as one small
 tensor per step, so schedules and the bias-correction step count never recompile. Any failure
@@ -25,6 +28,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from trainlab.optim import elementwise as ew
 
 AUTO_MIN = 1 << 21  # elements in big tensors from which the "fast" backend compiles (~2M)
 RECOMPILE_LIMIT = 64  # distinct parameter layouts per process before dynamo gives up
@@ -52,19 +57,23 @@ def _adam_lists(
     h: Tensor,
     ams: bool,
     l2: bool,
+    decoupled: bool,
 ) -> None:
-    """``h = [1-b1, b2, 1-b2, eps*c2, l2, decay, step]``: the eager kernel's arithmetic."""
+    """``chain(add_l2?, scale_by_adam, add_decayed_weights?, scale_by_lr)`` per tensor, from the
+    reference math (`trainlab.optim.elementwise`); ``h = [b1, b2, eps, l2, wd, lr, c1, c2]``."""
     for p, g, m, v, v_hat in zip(ps, gs, ms, vs, v_hats, strict=True):
         if l2:
-            g = g + h[4] * p
-        m_new = m + (g - m) * h[0]  # lerp, as the eager path
-        v_new = v * h[1] + g * g * h[2]
+            g = ew.add_term(g, p, h[3])
+        m_new, v_new = ew.adam_moments(g, m, v, h[0], h[1])
         m.copy_(m_new)
         v.copy_(v_new)
         if ams:
             v_new = torch.maximum(v_hat, v_new)
             v_hat.copy_(v_new)
-        p.copy_(p - h[5] * p - h[6] * m_new / (v_new.sqrt() + h[3]))
+        u = ew.adam_direction(m_new, v_new, h[6], h[7], h[2])
+        if decoupled:
+            u = ew.add_term(u, p, h[4])
+        p.copy_(p + ew.scale_by_rate(u, h[5]))
 
 
 def _sgd_lists(
@@ -75,14 +84,14 @@ def _sgd_lists(
     nesterov: bool,
     l2: bool,
 ) -> None:
-    """``h = [lr, l2, momentum, 1-dampening, first]``; ``first`` (0/1) starts the trace at g."""
+    """``chain(add_l2?, trace, scale_by_lr)`` per tensor, from the reference math;
+    ``h = [lr, l2, momentum, dampening]`` (dampening 0 on the first step, as `trace_step` says)."""
     for p, g, buf in zip(ps, gs, bufs, strict=True):
         if l2:
-            g = g + h[1] * p
-        new = torch.where(h[4] > 0, g, buf * h[2] + g * h[3])
+            g = ew.add_term(g, p, h[1])
+        out, new = ew.trace_step(g, buf, h[2], h[3], nesterov)
         buf.copy_(new)
-        d = g + h[2] * new if nesterov else new
-        p.copy_(p - h[0] * d)
+        p.copy_(p + ew.scale_by_rate(out, h[0]))
 
 
 def run(name: str, *args: Any) -> bool:

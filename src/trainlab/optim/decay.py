@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from trainlab.optim.elementwise import add_term
 from trainlab.optim.transform import (
     CountState,
     Hyper,
@@ -38,7 +39,9 @@ def _add_term(owner: str, weight: Hyper, term: str) -> Transform:
     def ref(grads: Updates, state: CountState, params: Params) -> tuple[Updates, CountState]:
         w = value_at(weight, state.count)
         fs = [p.sign() if term == "sign" else p for p in params]
-        return [g + f * w for g, f in zip(grads, fs, strict=True)], CountState(state.count + 1)
+        return [add_term(g, f, w) for g, f in zip(grads, fs, strict=True)], CountState(
+            state.count + 1
+        )
 
     def fast(grads: Updates, state: CountState, params: Params) -> tuple[Updates, CountState]:
         w = value_at(weight, state.count)

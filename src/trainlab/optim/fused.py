@@ -1,34 +1,22 @@
-"""The fast path of the `sgd`, `adam` and `adamw` aliases: in-place kernels over buckets.
+"""The fast path of `sgd`, `adam`, `adamw` (and of `trace`, `scale_by_adam`): in-place kernels
+over buckets, one op per bucket instead of one per tensor (memory-bound at large sizes,
+dispatch-bound at small ones).
 
-The step of these aliases is memory-bound at large sizes and dispatch-bound at small ones, so
-the fast path does two things:
+* **Buckets** (`bucket_runs`): a tensor of at least `SMALL` elements is its own bucket; runs of
+  smaller ones (same dtype and device) share buckets of up to `BUCKET` elements, whose state
+  buffers are views of one flat tensor (`pack_state`); gradients are gathered into a flat
+  scratch buffer with one ``_foreach_copy_``. Scratch is allocated once per `Plan`, never per
+  step; hyperparameters are Python floats.
+* **Flat parameters** (`home_params`): `trainlab.optim.Optimizer` also moves each packed
+  bucket's parameters into one buffer (their ``.data`` become views, same values and layout,
+  as FSDP's flat parameters), so the step adds into a bucket with one op. If something moved
+  them later (``model.to(...)``), that bucket takes per-tensor ops: slower, same result.
+* **Targets**: a kernel adds its update into ``targets``, the parameters (in-place step) or
+  zeros (functional ``update``). Packed views keep each tensor's dense layout (contiguous,
+  channels_last), so a flat op pairs the same elements in every list.
 
-* **Buckets.** Parameters are split once into buckets: a tensor of at least `SMALL` elements is
-  its own bucket; runs of smaller ones (same dtype and device) are packed into buckets of up to
-  `BUCKET` elements. The state buffers of a packed bucket are views of one flat tensor
-  (`pack_state`, used by the fast ``init``), so each elementwise step is *one* op per bucket
-  instead of one per tensor; the gradients are copied into a flat scratch buffer with one
-  ``_foreach_copy_`` and the result goes back with one ``_foreach_add_``.
-* **No temporaries.** Every op is in place on the state or on scratch buffers allocated once per
-  plan (never per step); hyperparameters are Python floats; the only host reads are the step
-  count and the learning rate (0-dim CPU tensors).
-
-A kernel writes into ``targets``: the parameters themselves when `trainlab.optim.Optimizer` runs
-the in-place step (`inplace_step`), or zero tensors when the transform's ``update`` is called
-functionally (the update is then ``targets``). Same kernel, same arithmetic; tested equal to the
-reference chains in ``tests/optim/test_fast_vs_reference.py`` and to torch.optim.
-
-* **Flat parameters.** `trainlab.optim.Optimizer` also moves the parameters of each packed
-  bucket into one flat buffer (`home_params`: their ``.data`` become views of it, same values,
-  same memory layout, as FSDP's flat parameters do), so the in-place step adds into a whole
-  bucket with one op instead of one per tensor. Every step checks that the parameters still
-  live there (``data_ptr``); if something moved them (``model.to(...)`` after building the
-  optimizer), that bucket takes the per-tensor ops: slower, same result.
-
-Packed views keep each tensor's own dense memory layout (contiguous, channels_last, ...), so a
-flat op over a bucket pairs the same logical elements in every list. A state that is not packed
-(e.g. one built by the reference backend), or whose layouts differ from the parameters', still
-works: such buckets fall back to one op per tensor.
+The math is `trainlab.optim.elementwise`'s, rearranged for fewer passes; tested equal to the
+reference chains (``tests/optim/test_fast_vs_reference.py``) and to torch.optim.
 """
 
 from __future__ import annotations
@@ -249,77 +237,85 @@ class PlanCache:
 # ---------------------------------------------------------------- kernels
 
 
-def adam_kernel(
-    plan: Plan,
-    targets: list[Tensor],
-    grads: list[Tensor],
-    params: list[Tensor],
-    mu: list[Tensor],
-    nu: list[Tensor],
-    nu_max: list[Tensor],
-    *,
-    b1: float,
-    b2: float,
-    eps: float,
-    l2: float,
-    decay: float,
-    step: float,
-    compiled: bool = False,
-) -> None:
-    """``targets += -step * m / (sqrt(v) + eps) - decay * params`` after the moment updates.
+def _whole(b: Bucket, xs: list[Tensor], params: list[Tensor]) -> Tensor | None:
+    """``xs[b.lo:b.hi]`` as one tensor: the tensor itself for a single bucket, the flat view of
+    the homed parameters when ``xs`` are the parameters, else None (use per-tensor views)."""
+    if b.flats is None:
+        return xs[b.lo]
+    return b.param_flat(params) if xs is params else None
 
-    ``step = lr * c2 / c1`` and ``eps`` already times ``c2`` (bias corrections folded in);
-    ``l2`` is added to the gradient first (coupled L2). ``nu_max`` is empty unless amsgrad.
-    ``compiled``: the big tensors may take one compiled pass (`compiled_pass`).
+
+def _gradient(b: Bucket, grads: list[Tensor], params: list[Tensor], l2: float) -> Tensor:
+    """The bucket's gradient plus ``l2 * params``: a scratch buffer when it had to be written
+    (packed buckets always: their gradients are gathered into one flat buffer)."""
+    lo, hi = b.lo, b.hi
+    if b.flats is None:
+        g = grads[lo]
+        return torch.add(g, params[lo], alpha=l2, out=b.tmp) if l2 else g
+    torch._foreach_copy_(b.grad_views, grads[lo:hi])
+    if l2:
+        _axpy(b.grad, b.grad_views, b.param_flat(params), params[lo:hi], l2)
+    assert b.grad is not None
+    return b.grad
+
+
+def _state(b: Bucket, xs: list[Tensor], k: int) -> Tensor:
+    """State list ``xs`` (the plan's ``k``-th) over the bucket: its flat view, or the tensor."""
+    return xs[b.lo] if b.flats is None else b.flats[k]
+
+
+def _views_of(b: Bucket, x: Tensor, state_views: list[Tensor]) -> list[Tensor]:
+    """A bucket-wide tensor ``x`` as per-tensor views (the fallback when the target is not one
+    tensor): the plan's views of its scratch buffers, or ``state_views`` for a state's flat."""
+    if b.flats is None:
+        return [x]
+    return b.grad_views if x is b.grad else b.tmp_views if x is b.tmp else state_views
+
+
+def adam_kernel(
+    plan: Plan, targets: list[Tensor], grads: list[Tensor], params: list[Tensor],
+    mu: list[Tensor], nu: list[Tensor], nu_max: list[Tensor], *, b1: float, b2: float,
+    eps: float, c1: float, c2: float, lr: float, l2: float = 0.0, wd: float = 0.0,
+    compiled: bool = False,
+) -> None:  # fmt: skip
+    """``targets += -lr * (adam_direction(m, v) + wd * params)`` after the moment updates of
+    ``g + l2 * params`` (`trainlab.optim.elementwise`; ``nu_max`` empty unless amsgrad).
+
+    In place, one op per bucket, with ``(m/c1) / (sqrt(v)/c2 + eps) = (c2/c1) * m / (sqrt(v) +
+    eps*c2)`` to save a pass; the decoupled decay is applied as torch's AdamW does,
+    ``p *= 1 - lr*wd`` first. ``lr = -1`` with zero ``targets`` gives the bare direction
+    (`scale_by_adam`). ``compiled``: the big tensors may take one compiled pass instead.
     """
     ams = bool(nu_max)
     buckets = plan.buckets
     if targets is params:
         lists = (params, grads, mu, nu, nu_max if ams else nu)
-        hyper = [1.0 - b1, b2, 1.0 - b2, eps, l2, decay, step]
-        buckets = compiled_pass(plan, compiled, "adam", lists, hyper, ams, bool(l2))
+        hyper = [b1, b2, eps, l2, wd, lr, c1, c2]
+        flags = (ams, bool(l2), bool(wd))
+        buckets = compiled_pass(plan, compiled, "adam", lists, hyper, *flags)
+    step, decay = lr * c2 / c1, lr * wd
     for b in buckets:
-        lo, hi = b.lo, b.hi
-        tmp = b.tmp
-        assert tmp is not None
-        pf = b.param_flat(params) if b.flats is not None else None
-        if b.flats is not None:
-            g = b.grad
-            assert g is not None
-            torch._foreach_copy_(b.grad_views, grads[lo:hi])
-            if l2:
-                _axpy(g, b.grad_views, pf, params[lo:hi], l2)
-            m, v = b.flats[0], b.flats[1]
-            v_hat = b.flats[2] if ams else v
-        else:
-            g = grads[lo]
-            if l2:
-                g = torch.add(g, params[lo], alpha=l2, out=tmp)
-            m, v = mu[lo], nu[lo]
-            v_hat = nu_max[lo] if ams else v
+        g = _gradient(b, grads, params, l2)
+        m, v = _state(b, mu, 0), _state(b, nu, 1)
+        v_hat = _state(b, nu_max, 2) if ams else v
         m.lerp_(g, 1.0 - b1)
         v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
         if ams:
             torch.maximum(v_hat, v, out=v_hat)
-        torch.sqrt(v_hat, out=tmp).add_(eps)
-        if b.flats is None:
-            if decay:
-                targets[lo].add_(params[lo], alpha=-decay)
-            targets[lo].addcdiv_(m, tmp, value=-step)
-            continue
-        torch.div(m, tmp, out=tmp)
-        tf = pf if targets is params else None  # the targets as one flat tensor
-        if decay >= 1e-12 and targets is params:
-            # (1 - decay) * p - step * d in one pass: lerp p towards -step/decay * d.
-            tmp.mul_(-step / decay)
-            if tf is not None:
-                tf.lerp_(tmp, decay)
-            else:
-                torch._foreach_lerp_(targets[lo:hi], b.tmp_views, decay)
-            continue
+        denom = torch.sqrt(v_hat, out=b.tmp).add_(eps * c2)
+        t = _whole(b, targets, params)
         if decay:
-            _axpy(tf, targets[lo:hi], pf, params[lo:hi], -decay)
-        _axpy(tf, targets[lo:hi], tmp, b.tmp_views, -step)
+            if targets is params:
+                _scale(t, targets[b.lo : b.hi], 1.0 - decay)
+            else:
+                _axpy(
+                    t, targets[b.lo : b.hi], _whole(b, params, params), params[b.lo : b.hi], -decay
+                )
+        if t is not None:
+            t.addcdiv_(m, denom, value=-step)
+        else:
+            ms, ds = mu[b.lo : b.hi], _views_of(b, denom, [])
+            torch._foreach_addcdiv_(targets[b.lo : b.hi], ms, ds, value=-step)
 
 
 def _axpy(
@@ -329,12 +325,20 @@ def _axpy(
     src_views: list[Tensor],
     alpha: float,
 ) -> None:
-    """``dst += alpha * src`` over a packed bucket: one op when both sides are available as flat
-    tensors (``dst``, ``src``: the homed parameters may not be), else one per tensor."""
+    """``dst += alpha * src``: one op when both sides are whole tensors (a single bucket's tensor,
+    a flat buffer), else one per view (e.g. parameters that are not homed)."""
     if dst is not None and src is not None:
         dst.add_(src, alpha=alpha)
     else:
         torch._foreach_add_(dst_views, src_views, alpha=alpha)
+
+
+def _scale(dst: Tensor | None, dst_views: list[Tensor], factor: float) -> None:
+    """``dst *= factor``, one op if ``dst`` is one tensor, else one per view."""
+    if dst is not None:
+        dst.mul_(factor)
+    else:
+        torch._foreach_mul_(dst_views, factor)
 
 
 def compiled_pass(
@@ -353,19 +357,18 @@ def compiled_pass(
     big = sum(lists[0][b.lo].numel() for b in singles)
     if not singles or not (forced or big >= compiled_ops.AUTO_MIN):
         return plan.buckets
-    flat: dict[torch.dtype, list[list[Tensor]]] = {}
-    done: set[int] = set()
+    flat: dict[torch.dtype, tuple[list[list[Tensor]], set[int]]] = {}
     for b in singles:
         views = flat_views(*(lst[b.lo] for lst in lists))
         if views is not None:
-            cols = flat.setdefault(views[0].dtype, [[] for _ in lists])
+            cols, los = flat.setdefault(views[0].dtype, ([[] for _ in lists], set()))
             for col, v in zip(cols, views, strict=True):
                 col.append(v)
-            done.add(b.lo)
-    for dtype, cols in flat.items():
-        h = torch.tensor(hyper, dtype=dtype)
-        if not compiled_ops.run(kernel, *cols, h, *flags):
-            return plan.buckets  # nothing was modified: all eager
+            los.add(b.lo)
+    done: set[int] = set()  # only the dtypes whose compiled call ran (a failure modifies nothing)
+    for dtype, (cols, los) in flat.items():
+        if compiled_ops.run(kernel, *cols, torch.tensor(hyper, dtype=dtype), *flags):
+            done |= los
     return [b for b in plan.buckets if b.flats is not None or b.lo not in done]
 
 
@@ -383,62 +386,40 @@ def flat_views(*xs: Tensor) -> list[Tensor] | None:
 
 
 def sgd_kernel(
-    plan: Plan,
-    targets: list[Tensor],
-    grads: list[Tensor],
-    params: list[Tensor],
-    trace: list[Tensor],
-    *,
-    lr: float,
-    l2: float,
-    momentum: float,
-    dampening: float,
-    nesterov: bool,
-    first: bool,
-    compiled: bool = False,
-) -> None:
-    """SGD with coupled L2 and heavy-ball / Nesterov momentum (``trace`` empty if none);
-    ``compiled``: the big tensors may take one compiled pass (`compiled_pass`)."""
+    plan: Plan, targets: list[Tensor], grads: list[Tensor], params: list[Tensor],
+    trace: list[Tensor], *, lr: float, l2: float, momentum: float, dampening: float,
+    nesterov: bool, first: bool, compiled: bool = False,
+) -> None:  # fmt: skip
+    """``targets += -lr * d`` with ``d`` the heavy-ball / Nesterov output of ``g + l2 * params``
+    (`trainlab.optim.elementwise.trace_step`; ``trace`` empty: plain SGD). In place, one op
+    per bucket; ``lr = -1`` with zero ``targets`` gives the bare output (`trace`).
+    ``compiled``: the big tensors may take one compiled pass instead."""
     buckets = plan.buckets
     if trace and targets is params:
-        hyper = [lr, l2, momentum, 1.0 - dampening, float(first)]
+        hyper = [lr, l2, momentum, 0.0 if first else dampening]
         lists = (params, grads, trace)
         buckets = compiled_pass(plan, compiled, "sgd", lists, hyper, nesterov, bool(l2))
     for b in buckets:
-        lo, hi = b.lo, b.hi
-        tmp = b.tmp
-        assert tmp is not None
-        packed = b.flats is not None
-        pf = b.param_flat(params) if packed else None
-        if packed:
-            g = b.grad
-            assert g is not None
-            torch._foreach_copy_(b.grad_views, grads[lo:hi])
-            if l2:
-                _axpy(g, b.grad_views, pf, params[lo:hi], l2)
-        else:
-            g = grads[lo]
-            if l2:
-                g = torch.add(g, params[lo], alpha=l2, out=tmp)
+        g = _gradient(b, grads, params, l2)
+        d = g
         if trace:
-            buf = b.flats[0] if b.flats is not None else trace[lo]
+            buf = _state(b, trace, 0)
             if first:
                 buf.copy_(g)
             elif dampening == 0.0:
                 torch.add(g, buf, alpha=momentum, out=buf)
             else:
                 buf.mul_(momentum).add_(g, alpha=1.0 - dampening)
-            if nesterov:
-                d = torch.add(g, buf, alpha=momentum, out=g if packed or l2 else tmp)
-            else:
-                d = buf
-        else:
-            d = g
-        if packed:
-            views = b.grad_views if d is g else b.tmp_views if d is tmp else trace[lo:hi]
-            _axpy(pf if targets is params else None, targets[lo:hi], d, views, -lr)
-        else:
-            targets[lo].add_(d, alpha=-lr)
+            scratch = b.tmp if g is grads[b.lo] else g  # never write into a gradient
+            d = torch.add(g, buf, alpha=momentum, out=scratch) if nesterov else buf
+        t = _whole(b, targets, params)
+        _axpy(
+            t,
+            targets[b.lo : b.hi],
+            d,
+            _views_of(b, d, trace[b.lo : b.hi]) if t is None else [],
+            -lr,
+        )
 
 
 Step = Callable[[list[Tensor], list[Tensor], Any, list[Tensor]], Any]

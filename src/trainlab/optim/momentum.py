@@ -19,6 +19,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from trainlab.optim import fused
+from trainlab.optim.elementwise import trace_step
 from trainlab.optim.transform import (
     Hyper,
     Params,
@@ -26,7 +28,7 @@ from trainlab.optim.transform import (
     Updates,
     check_beta,
     check_range,
-    pick,
+    current_backend,
     value_at,
     zero_count,
 )
@@ -37,15 +39,6 @@ class TraceState(NamedTuple):
 
     count: Tensor
     trace: list[Tensor]
-
-
-def _trace_one(
-    g: Tensor, buf: Tensor, first: bool, mu: float, damp: float, nesterov: bool
-) -> tuple[Tensor, Tensor]:
-    """Reference math for one tensor: returns (output, new buffer)."""
-    new = g.clone() if first else buf * mu + g * (1.0 - damp)
-    out = g + new * mu if nesterov else new
-    return out, new
 
 
 def trace(momentum: Hyper = 0.9, dampening: Hyper = 0.0, nesterov: bool = False) -> Transform:
@@ -63,23 +56,26 @@ def trace(momentum: Hyper = 0.9, dampening: Hyper = 0.0, nesterov: bool = False)
 
     def ref(grads: Updates, state: TraceState, params: Params) -> tuple[Updates, TraceState]:
         mu, damp = value_at(momentum, state.count), value_at(dampening, state.count)
-        first = int(state.count) == 0
+        damp = 0.0 if int(state.count) == 0 else damp  # the buffer starts at g
         pairs = [
-            _trace_one(g, b, first, mu, damp, nesterov)
-            for g, b in zip(grads, state.trace, strict=True)
+            trace_step(g, b, mu, damp, nesterov) for g, b in zip(grads, state.trace, strict=True)
         ]
         return [o for o, _ in pairs], TraceState(state.count + 1, [b for _, b in pairs])
 
-    def fast(grads: Updates, state: TraceState, params: Params) -> tuple[Updates, TraceState]:
-        mu, damp = value_at(momentum, state.count), value_at(dampening, state.count)
-        if int(state.count) == 0:
-            torch._foreach_copy_(state.trace, grads)
-        else:
-            torch._foreach_mul_(state.trace, mu)
-            torch._foreach_add_(state.trace, grads, alpha=1.0 - damp)
-        state.count.add_(1)
-        if nesterov:
-            return torch._foreach_add(grads, state.trace, alpha=mu), state
-        return [b.clone() for b in state.trace], state
+    if current_backend() == "reference":
+        return Transform(init, ref)
+    cache = fused.PlanCache()
 
-    return Transform(init, pick(ref, fast))
+    def step(
+        targets: list[Tensor], grads: Updates, state: TraceState, params: Params
+    ) -> TraceState:
+        count = int(state.count)
+        fused.sgd_kernel(
+            cache.get(params, [state.trace]), targets, grads, params, state.trace,
+            lr=-1.0, l2=0.0, momentum=value_at(momentum, count),
+            dampening=value_at(dampening, count), nesterov=nesterov, first=count == 0,
+        )  # fmt: skip
+        state.count.add_(1)
+        return state
+
+    return fused.fast_transform(init, step)

@@ -25,6 +25,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from trainlab.optim.elementwise import scale_by_rate
+
 Params = list[Tensor]
 Updates = list[Tensor]
 State = Any  # a NamedTuple of tensors / tensor lists, or a tuple of such (a chain's state)
@@ -146,11 +148,6 @@ def value_at(h: Hyper, count: Tensor | int) -> float:
     return float(h)
 
 
-def is_scheduled(*hs: Hyper) -> bool:
-    """True if any of the hyperparameters is a schedule."""
-    return any(callable(h) for h in hs)
-
-
 def check_range(
     owner: str, name: str, h: Hyper, low: float, high: float, *, high_open: bool = False
 ) -> None:
@@ -189,6 +186,22 @@ def chain(*transforms: Transform) -> Transform:
         return grads, tuple(new_state)
 
     return Transform(init, update)
+
+
+class Links:
+    """A `chain` whose links have names (a link given as None is left out), so a fused step
+    reads each link's state by name instead of by a position that shifts with optional links."""
+
+    def __init__(self, **links: Transform | None) -> None:
+        self.names = [name for name, t in links.items() if t is not None]
+        self.chain = chain(*(t for t in links.values() if t is not None))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def state(self, state: State, name: str) -> Any:
+        """The state of link ``name`` inside the chain's ``state``."""
+        return state[self.names.index(name)]
 
 
 class MaskedState(NamedTuple):
@@ -313,7 +326,7 @@ def scale_by_lr(lr: Hyper) -> Transform:
 
     def ref(grads: Updates, state: State, params: Params) -> tuple[Updates, State]:
         a = lr_value(lr, state)
-        return [g * -a for g in grads], lr_advance(lr, state, a, inplace=False)
+        return [scale_by_rate(g, a) for g in grads], lr_advance(lr, state, a, inplace=False)
 
     def fast(grads: Updates, state: State, params: Params) -> tuple[Updates, State]:
         a = lr_value(lr, state)
