@@ -22,7 +22,11 @@ def adam_moments(g: Tensor, m: Tensor, v: Tensor, b1: Num, b2: Num) -> tuple[Ten
 
 def adam_direction(m: Tensor, v: Tensor, c1: Num, c2: Num, eps: Num, eps_root: Num = 0.0) -> Tensor:
     """Reference: ``(m / c1) / (sqrt(v / c2^2 + eps_root) + eps)`` for one tensor, with
-    ``c1 = 1 - b1^t`` and ``c2 = sqrt(1 - b2^t)`` (`bias_corrections`)."""
+    ``c1 = 1 - b1^t`` and ``c2 = sqrt(1 - b2^t)`` (`bias_corrections`). Without ``eps_root``
+    it is computed in Kingma & Ba's (2015, Sec. 2) cheaper order ``(c2/c1) * m / (sqrt(v) +
+    eps*c2)``, the same value with one division per element instead of three."""
+    if isinstance(eps_root, float) and eps_root == 0.0:
+        return m * (c2 / c1) / (v.sqrt() + eps * c2)
     return (m / c1) / ((v / c2**2 + eps_root).sqrt() + eps)
 
 
