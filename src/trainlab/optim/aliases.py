@@ -153,7 +153,7 @@ def _advance_weight(links: Links, state: State, name: str, weight: Hyper) -> flo
 
 
 def _fast_adam(links: Links, lr: Hyper, betas: tuple[Hyper, Hyper], eps: Hyper, l2: Hyper,
-               decoupled: Hyper, amsgrad: bool) -> Transform:  # fmt: skip
+               decoupled: Hyper, amsgrad: bool, bias_correction: bool) -> Transform:  # fmt: skip
     """The fast path of ``chain(add_l2?, scale_by_adam, add_decayed_weights?, scale_by_lr)``: one
     in-place bucketed pass (`fused.adam_kernel`) over the *same state* as the chain."""
     cache = fused.PlanCache()
@@ -164,7 +164,7 @@ def _fast_adam(links: Links, lr: Hyper, betas: tuple[Hyper, Hyper], eps: Hyper, 
         s: AdamState = links.state(state, "adam")
         count = int(s.count)
         a, b, e = (value_at(h, count) for h in (*betas, eps))
-        c1, c2 = bias_corrections(a, b, count + 1, True)
+        c1, c2 = bias_corrections(a, b, count + 1, bias_correction)
         lr_state = links.state(state, "lr")
         lr_t = lr_value(lr, lr_state)
         wd = _advance_weight(links, state, "decay", decoupled)
@@ -186,10 +186,11 @@ def adam(
     eps: Hyper = 1e-8,
     weight_decay: Hyper = 0.0,
     amsgrad: bool = False,
+    bias_correction: bool = True,
 ) -> Transform:
     """torch.optim.Adam (Kingma & Ba 2015; amsgrad: Reddi et al. 2018); weight_decay is L2:
     ``chain(add_l2(wd)?, scale_by_adam(betas, eps, amsgrad), scale_by_lr(lr))``."""
-    return _adam_alias("adam", lr, betas, eps, weight_decay, amsgrad, decoupled=False)
+    return _adam_alias("adam", lr, betas, eps, weight_decay, amsgrad, bias_correction, False)
 
 
 def adamw(
@@ -198,15 +199,18 @@ def adamw(
     eps: Hyper = 1e-8,
     weight_decay: Hyper = 1e-2,
     amsgrad: bool = False,
+    bias_correction: bool = True,
 ) -> Transform:
     """torch.optim.AdamW, decoupled weight decay (Loshchilov & Hutter 2019; seed 000 "AdamW"):
     ``chain(scale_by_adam(betas, eps, amsgrad), add_decayed_weights(wd), scale_by_lr(lr))``."""
-    return _adam_alias("adamw", lr, betas, eps, weight_decay, amsgrad, decoupled=True)
+    return _adam_alias("adamw", lr, betas, eps, weight_decay, amsgrad, bias_correction, True)
 
 
 def _adam_alias(owner: str, lr: Hyper, betas: tuple[Hyper, Hyper], eps: Hyper,
-                weight_decay: Hyper, amsgrad: bool, decoupled: bool) -> Transform:  # fmt: skip
-    """`adam` (coupled L2, only when nonzero) or `adamw` (decoupled decay, always a link)."""
+                weight_decay: Hyper, amsgrad: bool, bias_correction: bool,
+                decoupled: bool) -> Transform:  # fmt: skip
+    """`adam` (coupled L2, only when nonzero) or `adamw` (decoupled decay, always a link).
+    ``bias_correction=False`` is the slides' "incomplete" Adam (no ``1 - b^t`` factors)."""
     check_nonneg(owner, "lr", lr)
     _check_betas(owner, betas)
     check_nonneg(owner, "weight_decay", weight_decay)
@@ -216,14 +220,15 @@ def _adam_alias(owner: str, lr: Hyper, betas: tuple[Hyper, Hyper], eps: Hyper,
     knobs = _published(betas=(k1, k2), eps=k_eps, weight_decay=k_wd)
     links = Links(
         l2=add_l2(weight_decay) if has_wd and not decoupled else None,
-        adam=scale_by_adam(b1, b2, eps, amsgrad=amsgrad),
+        adam=scale_by_adam(b1, b2, eps, amsgrad=amsgrad, bias_correction=bias_correction),
         decay=add_decayed_weights(weight_decay) if decoupled else None,
         lr=scale_by_lr(lr),
     )
     if current_backend() == "reference":
         return links.chain._replace(hyperparams=knobs)
     l2, wd = (0.0, weight_decay) if decoupled else (weight_decay, 0.0)
-    return _fast_adam(links, lr, (b1, b2), eps, l2, wd, amsgrad)._replace(hyperparams=knobs)
+    fast = _fast_adam(links, lr, (b1, b2), eps, l2, wd, amsgrad, bias_correction)
+    return fast._replace(hyperparams=knobs)
 
 
 def nadam(

@@ -185,7 +185,17 @@ def chain(*transforms: Transform) -> Transform:
             new_state.append(s)
         return grads, tuple(new_state)
 
-    return Transform(init, update)
+    last = inplace_step(transforms[-1]) if transforms else None
+    if last is None:
+        return Transform(init, update)
+    head = chain(*transforms[:-1])
+
+    def inplace(grads: Updates, state: State, params: Params) -> State:
+        """The links before the last as updates, then the last link's in-place step."""
+        grads, head_state = head.update(grads, tuple(state[:-1]), params)
+        return (*head_state, last(grads, state[-1], params))
+
+    return Transform(init, with_inplace(update, inplace))
 
 
 class Links:

@@ -17,8 +17,16 @@ from trainlab import nn as zoo
 from trainlab.data.tasks import derived_classes
 from trainlab.names import closest_name_error
 from trainlab.nn.multitask import MultiTaskNet
-from trainlab.run.config import InitConfig, OptimizerConfig, Recipe, RecipeError
+from trainlab.run.config import (
+    ClipConfig,
+    InitConfig,
+    OptimizerConfig,
+    Recipe,
+    RecipeError,
+    WarmupConfig,
+)
 from trainlab.schedules import SCHEDULES, Schedule, get_schedule, one_cycle_momentum
+from trainlab.schedules import warmup as warmup_schedule
 from trainlab.train.regularizers import ActivityPenalty, WeightPenalty, penalized_params
 
 
@@ -187,8 +195,10 @@ def _make_optimizer(
     cfg: OptimizerConfig, model: nn.Module, momentum: Schedule | None
 ) -> torch.optim.Optimizer:
     if cfg.name.startswith("torch."):
-        if cfg.chain is not None or cfg.lookahead is not None:
-            raise ValueError("chain and lookahead need a trainlab.optim alias, not torch.optim")
+        if cfg.chain is not None or cfg.lookahead is not None or cfg.clip is not None:
+            raise ValueError(
+                "chain, clip and lookahead need a trainlab.optim alias, not torch.optim"
+            )
         if momentum is not None:
             raise RecipeError(
                 f"recipe field schedule.cycle_momentum: {cfg.name} cannot follow a momentum "
@@ -199,6 +209,8 @@ def _make_optimizer(
         )
     else:
         base = _transform(cfg, momentum)
+        if cfg.clip is not None:
+            base = _clipped(base, cfg.clip)
         if cfg.lookahead is not None:
             base = optim.lookahead(base, k=cfg.lookahead.k, alpha=cfg.lookahead.alpha)
     if cfg.sam is not None:
@@ -208,6 +220,12 @@ def _make_optimizer(
     if isinstance(base, torch.optim.Optimizer):
         return base
     return optim.Optimizer(model.parameters(), base)
+
+
+def _clipped(base: optim.Transform, cfg: ClipConfig) -> optim.Transform:
+    """``chain(clip, base)`` keeping base's torch param-group knobs (and its in-place step)."""
+    clip = optim.clip_by_global_norm(cfg.norm) if cfg.norm is not None else optim.clip(cfg.value)
+    return optim.chain(clip, base)._replace(hyperparams=base.hyperparams)
 
 
 def build_optimizer(
@@ -228,23 +246,49 @@ MOMENTUM_KEYS = ("cycle_momentum", "base_momentum", "max_momentum")
 
 
 def build_schedule(
-    name: str, kwargs: dict[str, Any], lr: float, total_steps: int
+    name: str,
+    kwargs: dict[str, Any],
+    lr: float,
+    total_steps: int,
+    steps_per_epoch: int | None = None,
+    warmup: WarmupConfig | None = None,
 ) -> Callable[[int], float]:
     """`get_schedule(name, ...)`, filling its lr (`lr`, `max_lr`) and `total_steps` arguments
-    from the optimizer and the run length when the recipe leaves them out. one_cycle's
-    momentum fields are left to `build_momentum_schedule`."""
+    from the optimizer and the run length when the recipe leaves them out; ``staircase: epoch``
+    becomes the steps per epoch. With ``warmup``, a linear ramp from ``start_factor * lr`` over
+    its steps (or epochs) comes first and the schedule runs over the remaining steps (Goyal et
+    al. 2017). one_cycle's momentum fields are left to `build_momentum_schedule`."""
     if name == "one_cycle":
         kwargs = {k: v for k, v in kwargs.items() if k not in MOMENTUM_KEYS}
     if name not in SCHEDULES:
         err = closest_name_error("schedule", name, SCHEDULES)
         raise RecipeError(f"recipe field schedule.name: {err}")
+    if kwargs.get("staircase") == "epoch":
+        kwargs = kwargs | {"staircase": steps_per_epoch or 1}
+    ramp = _warmup_steps(warmup, steps_per_epoch, total_steps)
     params = inspect.signature(SCHEDULES[name]).parameters
-    filled = {"lr": lr, "max_lr": lr, "total_steps": total_steps}
+    filled = {"lr": lr, "max_lr": lr, "total_steps": total_steps - ramp}
     args = {k: v for k, v in filled.items() if k in params} | kwargs
     try:
-        return get_schedule(name, **args)
+        schedule = get_schedule(name, **args)
     except (ValueError, TypeError) as err:
         raise RecipeError(f"recipe field schedule: {err}") from None
+    if warmup is None:
+        return schedule
+    return warmup_schedule(schedule, ramp, start_lr=warmup.start_factor * lr, shift=True)
+
+
+def _warmup_steps(warmup: WarmupConfig | None, steps_per_epoch: int | None, total: int) -> int:
+    """The warm-up length in steps; one line if it leaves no step for the schedule."""
+    if warmup is None:
+        return 0
+    steps = warmup.steps if warmup.steps is not None else warmup.epochs * (steps_per_epoch or 1)
+    if steps >= total:
+        raise RecipeError(
+            f"recipe field schedule.warmup: {steps} warm-up steps leave none of the run's "
+            f"{total} steps for the schedule; expected fewer"
+        )
+    return steps
 
 
 def build_momentum_schedule(name: str, kwargs: dict[str, Any], total_steps: int) -> Schedule | None:

@@ -214,6 +214,20 @@ class LookaheadConfig(_Strict):
     alpha: Annotated[float, Field(gt=0, le=1)] = 0.5
 
 
+class ClipConfig(_Strict):
+    """Clip the gradient before the update rule: by global L2 norm (`norm`, as torch's
+    clip_grad_norm_; Pascanu et al. 2013) or each coordinate by value (`value`)."""
+
+    norm: Annotated[float, Field(gt=0)] | None = None
+    value: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ClipConfig:
+        if (self.norm is None) == (self.value is None):
+            raise ValueError("give exactly one of norm or value")
+        return self
+
+
 class OptimizerConfig(BaseModel):
     """A `trainlab.optim` alias by name (`sgd`, `adam`, `adamw`, ...) or `torch.<Class>` for
     torch.optim, plus keyword arguments (checked when built, before any step); or an explicit
@@ -224,6 +238,7 @@ class OptimizerConfig(BaseModel):
     name: str = "sgd"
     lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None  # None: the alias's
     chain: list[dict[str, Any]] | None = None
+    clip: ClipConfig | None = None
     sam: SamConfig | None = None
     lookahead: LookaheadConfig | None = None
 
@@ -260,7 +275,7 @@ class OptimizerConfig(BaseModel):
 
     def kwargs(self) -> dict[str, Any]:
         """The alias's keyword arguments: every extra field, plus lr."""
-        skip = {"name", "chain", "sam", "lookahead"}
+        skip = {"name", "chain", "clip", "sam", "lookahead"}
         return {k: v for k, v in self.model_dump().items() if k not in skip}
 
 
@@ -287,6 +302,21 @@ class PlateauConfig(_Strict):
     min_factor: Annotated[float, Field(ge=0)] = 0.0
 
 
+class WarmupConfig(_Strict):
+    """A linear warm-up in front of the schedule (Goyal et al. 2017): `steps` or `epochs` long,
+    from `start_factor` times the rate; the schedule then runs over the remaining steps."""
+
+    steps: Annotated[int, Field(ge=1)] | None = None
+    epochs: Annotated[int, Field(ge=1)] | None = None
+    start_factor: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+    @model_validator(mode="after")
+    def _one_length(self) -> WarmupConfig:
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of steps or epochs")
+        return self
+
+
 class ScheduleConfig(BaseModel):
     """A learning-rate schedule by name (see `trainlab.schedules`) plus its arguments. The
     optimizer's lr and the run's total step count fill the arguments the recipe leaves out;
@@ -296,6 +326,7 @@ class ScheduleConfig(BaseModel):
 
     name: str = "constant"
     plateau: PlateauConfig | None = None
+    warmup: WarmupConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -303,8 +334,9 @@ class ScheduleConfig(BaseModel):
         return _known("schedule", v, SCHEDULES)
 
     def kwargs(self) -> dict[str, Any]:
-        """The schedule's arguments: every field except `name` and `plateau`."""
-        return {k: v for k, v in self.model_dump().items() if k not in ("name", "plateau")}
+        """The schedule's arguments: every field except `name`, `plateau` and `warmup`."""
+        skip = ("name", "plateau", "warmup")
+        return {k: v for k, v in self.model_dump().items() if k not in skip}
 
 
 class EarlyStoppingConfig(_Strict):
@@ -315,6 +347,15 @@ class EarlyStoppingConfig(_Strict):
     patience: Annotated[int, Field(ge=1)] = 10
     min_delta: Annotated[float, Field(ge=0)] = 0.0
     restore_best: bool = True
+
+
+class SwaConfig(_Strict):
+    """Evaluate a uniform average of the weights too (`trainlab.train.swa`): stochastic weight
+    averaging from the end of epoch `start_epoch`, once per epoch (Izmailov et al. 2018), or
+    Polyak averaging of every step's iterate (`every: step`, `start_epoch: 0`)."""
+
+    start_epoch: Annotated[int, Field(ge=0)] = 1
+    every: Literal["epoch", "step"] = "epoch"
 
 
 class TrainConfig(_Strict):
@@ -332,6 +373,8 @@ class TrainConfig(_Strict):
     threads: Annotated[int, Field(ge=1)] | None = None  # torch intra-op threads; None: torch's
     ema_decay: Annotated[float, Field(ge=0, lt=1)] | None = None  # also evaluate EMA weights
     tta: list[Literal["hflip", "vflip", "shift"]] = Field(default_factory=list)  # test-time views
+    swa: SwaConfig | None = None  # also evaluate the SWA / Polyak average of the weights
+    mc_samples: Annotated[int, Field(ge=2)] | None = None  # MC-dropout test score (T passes)
 
 
 class ActivityConfig(_Strict):

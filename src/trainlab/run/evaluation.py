@@ -9,6 +9,11 @@ final weights (after early stopping has restored the best ones):
   an epoch's cost); ``train_eval_examples`` says how many.
 * ``ema_val_*`` / ``ema_test_*`` with the exponential moving average of the weights
   (``train.ema_decay``; seed 000, "Model Ensembles": ``x_test = 0.995*x_test + 0.005*x``).
+* ``swa_val_*`` / ``swa_test_*`` with the uniform average of the weights (``train.swa``; SWA,
+  Izmailov et al. 2018, or Polyak averaging), BatchNorm statistics recomputed over the
+  training split.
+* ``mc_test_acc`` / ``mc_test_loss``: Monte-Carlo dropout (``train.mc_samples`` passes with
+  dropout on, probabilities averaged; Gal & Ghahramani 2016), beside the deterministic score.
 * ``task_test_acc`` (and ``ema_task_test_acc``): each task's accuracy for a multi-task recipe.
 """
 
@@ -17,11 +22,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import save_file
 from torch import nn
 
 from trainlab.data import TensorSplit
 from trainlab.durable import replacing
+from trainlab.nn.dropout import mc_predict
 from trainlab.nn.multitask import MultiTaskLoss, task_accuracies
 from trainlab.run.experiment import Experiment
 from trainlab.train import evaluate
@@ -41,14 +48,42 @@ def final_metrics(exp: Experiment) -> dict[str, Any]:
     if train_acc is not None:
         out["train_acc"] = train_acc
     out |= _task_metrics(exp, exp.model, "")
-    if exp.ema is not None:
-        ema_model = exp.ema.averaged_model()
+    for prefix, model in _averaged_models(exp):
         for name, split in (("val", exp.val), ("test", exp.test)):
             if len(split) > 0:
-                loss, acc = _evaluate(exp, ema_model, split)
-                out[f"ema_{name}_loss"], out[f"ema_{name}_acc"] = loss, acc
-        out |= _task_metrics(exp, ema_model, "ema_")
+                loss, acc = _evaluate(exp, model, split)
+                out[f"{prefix}{name}_loss"], out[f"{prefix}{name}_acc"] = loss, acc
+        out |= _task_metrics(exp, model, prefix)
+    if exp.recipe.train.mc_samples is not None and len(exp.test) > 0:
+        out["mc_test_loss"], out["mc_test_acc"] = _mc_dropout(exp, exp.recipe.train.mc_samples)
     return out
+
+
+def _averaged_models(exp: Experiment) -> list[tuple[str, nn.Module]]:
+    """(metric prefix, model) for each average of the weights the recipe keeps."""
+    models = []
+    if exp.ema is not None:
+        models.append(("ema_", exp.ema.averaged_model()))
+    if exp.swa is not None:
+        batches = exp.loader.split.x.split(exp.recipe.data.batch_size)
+        models.append(("swa_", exp.swa.averaged_model(batches)))
+    return models
+
+
+def _mc_dropout(exp: Experiment, samples: int) -> tuple[float, float]:
+    """Test NLL and accuracy of the averaged probabilities of ``samples`` dropout passes; the
+    masks come from the recipe's seed, and the caller's random numbers are left as they were."""
+    nll, correct = 0.0, 0
+    with torch.random.fork_rng():
+        torch.manual_seed(exp.recipe.seed)
+        for x, y in zip(
+            *(t.split(exp.recipe.data.eval_batch_size) for t in (exp.test.x, exp.test.y)),
+            strict=True,
+        ):
+            mean, _ = mc_predict(exp.model, x, samples)
+            nll -= mean.gather(1, y.view(-1, 1)).clamp_min(1e-12).log().sum().item()
+            correct += int((mean.argmax(1) == y).sum())
+    return nll / len(exp.test), correct / len(exp.test)
 
 
 def save_final_weights(model: nn.Module, run_dir: Path) -> Path:
@@ -79,8 +114,13 @@ def describe_metrics(metrics: dict[str, Any]) -> str:
     parts = []
     if "train_acc" in metrics:
         parts.append(f"train accuracy (eval mode) {_pct(metrics['train_acc'])}")
-    if metrics.get("ema_test_acc") is not None:
-        parts.append(f"EMA test accuracy {_pct(metrics['ema_test_acc'])}")
+    for key, label in (
+        ("ema_test_acc", "EMA"),
+        ("swa_test_acc", "SWA"),
+        ("mc_test_acc", "MC-dropout"),
+    ):
+        if metrics.get(key) is not None:
+            parts.append(f"{label} test accuracy {_pct(metrics[key])}")
     for key, label in (("task_test_acc", "tasks"), ("ema_task_test_acc", "EMA tasks")):
         if key in metrics:
             tasks = ", ".join(f"{k} {_pct(v)}" for k, v in metrics[key].items())

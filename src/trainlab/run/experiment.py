@@ -41,6 +41,7 @@ from trainlab.train.early_stopping import EarlyStopping
 from trainlab.train.ema import EMAWeights
 from trainlab.train.ensembles import SnapshotEnsemble, bootstrap_split
 from trainlab.train.losses import LossFn
+from trainlab.train.swa import SWAWeights
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Experiment:
     stateful: dict[str, Any]  # components whose state_dict() goes into checkpoints
     penalty: Callable[[], torch.Tensor] | None
     ema: EMAWeights | None = None  # averaged weights for evaluation (train.ema_decay)
+    swa: SWAWeights | None = None  # uniform average for evaluation (train.swa)
     snapshots: SnapshotEnsemble | None = None  # ensemble.method: snapshot
     inputs: InputTransform | None = None  # raw examples -> what the model takes (`predict`)
     rng_state: torch.Tensor | None = None  # the global RNG after the seeded initialization
@@ -144,7 +146,10 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
         model = model.to(memory_format=torch.channels_last)
     total = loader.total_steps(recipe.train.epochs)
     sched = recipe.schedule
-    schedule = build_schedule(sched.name, sched.kwargs(), recipe.optimizer.lr, total)
+    per_epoch = loader.total_steps(1)
+    schedule = build_schedule(
+        sched.name, sched.kwargs(), recipe.optimizer.lr, total, per_epoch, sched.warmup
+    )
     momentum = build_momentum_schedule(sched.name, sched.kwargs(), total)
     if recipe.ensemble is not None and recipe.ensemble.method == "snapshot":
         momentum = None  # the snapshot cycles replace the recipe's schedule, momentum included
@@ -172,10 +177,16 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
         ema = EMAWeights(model, recipe.train.ema_decay)
         stateful["ema"] = ema
         callbacks.append(ema)
+    swa = None
+    if recipe.train.swa is not None:
+        swa = SWAWeights(model, **recipe.train.swa.model_dump())
+        stateful["swa"] = swa
+        callbacks.append(swa)
     return Experiment(
         recipe, model, optimizer, schedule, loader, val, test, build_loss(recipe, num_outputs),
         notes, Augment(data.augment) if data.augment else None, callbacks, stateful,
-        build_penalty(recipe, model), ema, snapshots, InputTransform(norm, fitted), rng_state,
+        build_penalty(recipe, model), ema, swa, snapshots, InputTransform(norm, fitted),
+        rng_state,
     )  # fmt: skip
 
 

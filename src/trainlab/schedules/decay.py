@@ -109,36 +109,47 @@ def exponential(lr: float, *, gamma: float | None = None, k: float | None = None
     return by_rate
 
 
-def inverse_time(lr: float, k: float) -> Schedule:
+def _stairs(owner: str, staircase: int) -> int:
+    """A staircase width checked: 0 (smooth) or the steps per stair (e.g. per epoch)."""
+    return check_int(owner, "staircase", staircase, minimum=0)
+
+
+def inverse_time(lr: float, k: float, staircase: int = 0) -> Schedule:
     """1/t decay ``lr_t = lr / (1 + k t)`` (seed 000 "1/t decay: alpha = alpha_0 / (1 + kt)").
 
     Seed 001's ``alpha_initial / t`` (t counted from 1) is ``k = 1`` up to the shift of the origin.
+    ``staircase = s > 0`` counts t in whole stairs of s steps, ``t = step // s`` (per epoch when s
+    is the steps per epoch, as the slides' per-epoch decay).
     """
     lr = check_nonneg("inverse_time", "lr", lr)
     k = check_nonneg("inverse_time", "k", k)
+    stairs = _stairs("inverse_time", staircase)
 
     def schedule(step: int) -> float:
         check_step(step)
-        return lr / (1.0 + k * step)
+        t = step // stairs if stairs else step
+        return lr / (1.0 + k * t)
 
     return schedule
 
 
-def inverse_sqrt(lr: float, warmup_steps: int = 0) -> Schedule:
+def inverse_sqrt(lr: float, warmup_steps: int = 0, staircase: int = 0) -> Schedule:
     """Inverse square-root decay with optional linear warm-up, peaking at ``lr``.
 
     With ``n = t + 1`` and ``w = max(warmup_steps, 1)``:
     ``lr_t = lr * min(n / w, sqrt(w / n))``. Without warm-up this is ``lr / sqrt(t + 1)``, seed
     001's "inverse-square decay alpha_initial / sqrt(t)" with t counted from 1; with warm-up it is
     the Transformer rule (Vaswani et al. 2017, sec. 5.3) normalised so the peak, reached at step
-    ``w - 1``, equals ``lr``.
+    ``w - 1``, equals ``lr``. ``staircase = s > 0`` counts in whole stairs, ``n = step // s + 1``
+    (``warmup_steps`` then counts stairs too).
     """
     lr = check_nonneg("inverse_sqrt", "lr", lr)
     w = max(check_int("inverse_sqrt", "warmup_steps", warmup_steps, minimum=0), 1)
+    stairs = _stairs("inverse_sqrt", staircase)
 
     def schedule(step: int) -> float:
         check_step(step)
-        n = step + 1
+        n = (step // stairs if stairs else step) + 1
         return lr * min(n / w, math.sqrt(w / n))
 
     return schedule
