@@ -32,8 +32,8 @@ def _grads(gen: torch.Generator, model: nn.Module, scale: float) -> list[torch.T
 
 @pytest.mark.parametrize(("clip", "scale"), [({"norm": 0.5}, 3.0), ({"value": 0.2}, 1.0)])
 def test_clip_from_a_recipe_equals_torch_clipping(clip: dict, scale: float) -> None:
-    recipe = load_recipe(None, ["model.name=mlp", "optimizer.name=sgd", "optimizer.lr=0.1",
-                                "optimizer.momentum=0.9", *(f"optimizer.clip.{k}={v}" for k, v in clip.items())])  # fmt: skip
+    sets = ["optimizer.name=sgd", "optimizer.lr=0.1", "optimizer.momentum=0.9"]
+    recipe = load_recipe(None, sets + [f"optimizer.clip.{k}={v}" for k, v in clip.items()])
     assert recipe.optimizer.kwargs() == {"lr": 0.1, "momentum": 0.9, "dampening": 0.0,
                                          "nesterov": False, "weight_decay": 0.0}  # fmt: skip
     ours, theirs = _model(), _model()
@@ -92,8 +92,8 @@ def test_staircase_per_epoch_forms(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["adam", "adamw"])
 def test_adam_without_bias_correction_by_hand(name: str) -> None:
-    recipe = load_recipe(None, [f"optimizer.name={name}", "optimizer.lr=0.01",
-                                "optimizer.weight_decay=0", "optimizer.bias_correction=false"])  # fmt: skip
+    sets = ["optimizer.lr=0.01", "optimizer.weight_decay=0", "optimizer.bias_correction=false"]
+    recipe = load_recipe(None, [f"optimizer.name={name}", *sets])
     model = _model()
     start = [p.detach().clone() for p in model.parameters()]
     opt = build_optimizer(recipe.optimizer, model)

@@ -92,7 +92,9 @@ def test_state_round_trips_and_bad_input_is_one_line() -> None:
     swa.update()
     twin = SWAWeights(model)
     twin.load_state_dict(swa.state_dict())
-    assert twin.count == 1 and all(torch.equal(a, b) for a, b in zip(twin.avg, swa.avg, strict=True))
+    assert twin.count == 1 and all(
+        torch.equal(a, b) for a, b in zip(twin.avg, swa.avg, strict=True)
+    )
     with pytest.raises(ValueError, match="expected an epoch count >= 0"):
         SWAWeights(model, start_epoch=-1)
     with pytest.raises(ValueError, match="expected 'epoch' or 'step'"):
