@@ -143,3 +143,15 @@ def test_swa_and_mc_dropout_scores_in_a_run(tmp_path) -> None:  # noqa: ANN001
     nll = -mean.gather(1, exp.test.y.view(-1, 1)).log().mean().item()
     assert metrics["mc_test_loss"] == pytest.approx(nll, rel=1e-5)
     assert 0.5 < metrics["mc_test_acc"] <= 1.0 and metrics["swa_test_acc"] > 0.5
+
+
+def test_lr_find_halving_halves_until_a_try_does_not_diverge(capsys) -> None:  # noqa: ANN001
+    from trainlab.cli import main
+
+    sets = ["--set", "data.name=digits", "--set", "model.widths=[32]"]
+    assert main(["lr-find", "mlp", "--halving", "50", "--steps", "20", *sets]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if "after" in line]
+    lrs = [float(words[1].rstrip(":")) for words in lines]
+    assert len(lrs) >= 2
+    assert lrs == pytest.approx([50 * 0.5**i for i in range(len(lrs))], rel=1e-2)
+    assert all(words[-1] == "(diverged)" for words in lines[:-1]) and lines[-1][-1] == "(ok)"

@@ -10,9 +10,13 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from torch.nn import Module
+    from torch.optim import Optimizer
 
 from trainlab.data import DATASETS, DataNotFoundError, UnknownDatasetError, dataset_info
 from trainlab.run.config import Recipe, RecipeError, dump_recipe, load_recipe
@@ -235,6 +239,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     if not 0 < args.start < args.end:
         raise RecipeError(f"lr-find: expected 0 < --start < --end, got {args.start} and {args.end}")
     recipe = load_recipe(_recipe_path(args.recipe), args.set)
+    if args.halving is not None:
+        return _lr_halving(recipe, args.halving, args.steps)
     exp = build(recipe)
     result = lr_range_test(exp.model, exp.optimizer, exp.loss_fn, exp.loader,
                            start=args.start, end=args.end, steps=args.steps)  # fmt: skip
@@ -243,6 +249,26 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     print(result.describe())
     print(f"plot: {out}")
     return 0
+
+
+def _lr_halving(recipe: Recipe, lr0: float, steps: int) -> int:
+    """The lectures' search: from ``lr0``, halve until `steps` steps do not diverge; each try
+    trains a fresh model of the recipe (add ``--set data.subset=N`` for "on a subset")."""
+    from trainlab.diagnose import halving_search
+    from trainlab.run.experiment import build
+
+    if not lr0 > 0:
+        raise RecipeError(f"lr-find: expected --halving LR0 > 0, got {lr0}")
+
+    def fresh(lr: float) -> tuple[Module, Optimizer]:
+        optimizer = recipe.optimizer.model_copy(update={"lr": lr})
+        exp = build(recipe.model_copy(update={"optimizer": optimizer}))
+        return exp.model, exp.optimizer
+
+    exp = build(recipe)
+    result = halving_search(fresh, exp.loss_fn, exp.loader, lr0, steps)
+    print(result.describe())
+    return 0 if result.lr is not None else 1
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -472,7 +498,10 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("recipe", nargs="?", help="recipe YAML file or bundled name")
     f.add_argument("--start", type=float, default=1e-7)
     f.add_argument("--end", type=float, default=10.0)
-    f.add_argument("--steps", type=int, default=100)
+    f.add_argument("--steps", type=int, default=100, help="steps of the test (of each try)")
+    f.add_argument("--halving", type=float, metavar="LR0",
+                   help="the lectures' search instead: start at LR0, halve until --steps steps "
+                   "do not diverge (with --set data.subset=N: on a subset)")  # fmt: skip
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     f.add_argument("--out", help="PNG path (default lr-find-NAME.png)")
     f.set_defaults(func=cmd_lr_find)
