@@ -48,6 +48,7 @@ from trainlab.optim.sam_policies import (
     og_sam_policy,
     sam_policy,
 )
+from trainlab.optim.second_order import SECOND_ORDER, NaturalGradient, Newton
 from trainlab.optim.sharpness import SAM, bn_frozen
 from trainlab.optim.torch_adapter import Optimizer
 from trainlab.optim.transform import (
@@ -90,6 +91,9 @@ __all__ = [
     "og_sam_policy",
     "sam_policy",
     "ALIASES",
+    "SECOND_ORDER",
+    "NaturalGradient",
+    "Newton",
     "AdadeltaState",
     "AdagradState",
     "AdamState",

@@ -194,6 +194,12 @@ def _with_momentum(
 def _make_optimizer(
     cfg: OptimizerConfig, model: nn.Module, momentum: Schedule | None
 ) -> torch.optim.Optimizer:
+    if cfg.name in optim.SECOND_ORDER:
+        if any(x is not None for x in (cfg.chain, cfg.clip, cfg.sam, cfg.lookahead)):
+            raise ValueError(f"{cfg.name} takes no chain, clip, sam or lookahead")
+        if momentum is not None:
+            raise RecipeError(_no_momentum(cfg.name))
+        return optim.SECOND_ORDER[cfg.name](model, **cfg.kwargs())
     if cfg.name.startswith("torch."):
         if cfg.chain is not None or cfg.lookahead is not None or cfg.clip is not None:
             raise ValueError(

@@ -31,7 +31,7 @@ from trainlab.data.tasks import DERIVED_TASKS
 from trainlab.init import INITIALIZERS
 from trainlab.names import closest_name_error
 from trainlab.nn import ACTIVATIONS, MAXOUT, NORMS
-from trainlab.optim import ALIASES, POLICIES
+from trainlab.optim import ALIASES, POLICIES, SECOND_ORDER
 from trainlab.schedules import SCHEDULES
 from trainlab.train.losses import LOSSES
 
@@ -245,7 +245,8 @@ class OptimizerConfig(BaseModel):
     @field_validator("name")
     @classmethod
     def _optimizer(cls, v: str) -> str:
-        return v if v.startswith("torch.") else _known("optimizer", v, [*ALIASES, "torch.<Class>"])
+        names = [*ALIASES, *SECOND_ORDER, "torch.<Class>"]
+        return v if v.startswith("torch.") or v in SECOND_ORDER else _known("optimizer", v, names)
 
     @model_validator(mode="after")
     def _resolve(self) -> OptimizerConfig:
@@ -257,7 +258,8 @@ class OptimizerConfig(BaseModel):
             if self.lr is None:
                 self.lr = CHAIN_LR if self.chain is not None else _torch_default_lr(self.name)
             return self
-        params = inspect.signature(ALIASES[self.name]).parameters
+        factory = SECOND_ORDER.get(self.name) or ALIASES[self.name]
+        params = {k: p for k, p in inspect.signature(factory).parameters.items() if k != "model"}
         extra = self.__pydantic_extra__ if self.__pydantic_extra__ is not None else {}
         for key in extra:
             if key not in params:

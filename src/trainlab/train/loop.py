@@ -130,6 +130,8 @@ def train_step(
         objective.backward()
         return loss
 
+    if getattr(optimizer, "needs_batch", False):  # second-order steps (trainlab.optim.Newton)
+        optimizer.set_batch(loss_fn, x, y)  # type: ignore[attr-defined]
     optimizer.step(closure)
     return first[0]
 
