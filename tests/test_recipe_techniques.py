@@ -155,3 +155,38 @@ def test_lr_find_halving_halves_until_a_try_does_not_diverge(capsys) -> None:  #
     assert len(lrs) >= 2
     assert lrs == pytest.approx([50 * 0.5**i for i in range(len(lrs))], rel=1e-2)
     assert all(words[-1] == "(diverged)" for words in lines[:-1]) and lines[-1][-1] == "(ok)"
+
+
+def test_adversarial_training_from_a_recipe_reports_attacked_accuracy(tmp_path) -> None:  # noqa: ANN001
+    from trainlab.train.adversarial import adversarial_accuracy
+
+    adv = {"method": "pgd", "eps": 0.5, "steps": 3, "ratio": 0.5}
+    metrics, exp = _digits_run(tmp_path, adversarial=adv)
+    assert exp.adversary is not None
+    gen = torch.Generator().manual_seed(exp.recipe.seed)
+    want = adversarial_accuracy(exp.model, exp.test.x, exp.test.y, exp.loss_fn, "pgd", 0.5, 3,
+                                1000, gen)  # fmt: skip
+    assert metrics["adv_test_acc"] == want
+    assert metrics["adv_test_acc"] < exp_test_acc(exp)
+
+
+def exp_test_acc(exp) -> float:  # noqa: ANN001
+    return evaluate(exp.model, exp.test, exp.loss_fn, 1000, True)[1]
+
+
+def test_tensorboard_from_a_recipe_holds_the_runs_epoch_metrics(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _, exp = _digits_run(tmp_path, tensorboard=True)
+    (run_dir,) = [p for p in tmp_path.iterdir() if (p / "metrics.jsonl").is_file()]
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [e for e in epochs if e.get("kind") == "epoch"]
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    served = {(e.step, e.value) for e in acc.Scalars("val/loss")}
+    want = {(e["step"], e["val_loss"]) for e in epochs}
+    assert len(served) == len(want) == 3
+    for (s1, v1), (s2, v2) in zip(sorted(served), sorted(want), strict=True):
+        assert s1 == s2 and v1 == pytest.approx(v2, rel=1e-6)

@@ -351,6 +351,17 @@ class EarlyStoppingConfig(_Strict):
     restore_best: bool = True
 
 
+class AdversarialConfig(_Strict):
+    """Adversarial training (seed 003; Goodfellow et al. 2015 FGSM, Madry et al. 2018 PGD): the
+    first `ratio` of each batch replaced by L-inf attacks of radius `eps` (in the model's input
+    units, after normalization); the run also reports accuracy under the same attack."""
+
+    method: Literal["fgsm", "pgd"] = "pgd"
+    eps: Annotated[float, Field(gt=0)] = 0.1
+    steps: Annotated[int, Field(ge=1)] = 7
+    ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
 class SwaConfig(_Strict):
     """Evaluate a uniform average of the weights too (`trainlab.train.swa`): stochastic weight
     averaging from the end of epoch `start_epoch`, once per epoch (Izmailov et al. 2018), or
@@ -377,6 +388,10 @@ class TrainConfig(_Strict):
     tta: list[Literal["hflip", "vflip", "shift"]] = Field(default_factory=list)  # test-time views
     swa: SwaConfig | None = None  # also evaluate the SWA / Polyak average of the weights
     mc_samples: Annotated[int, Field(ge=2)] | None = None  # MC-dropout test score (T passes)
+    adversarial: AdversarialConfig | None = None  # train on FGSM / PGD examples too
+    tensorboard: bool = (
+        False  # also write RUN_DIR/tensorboard (pip install 'trainlab[tensorboard]')
+    )
 
 
 class ActivityConfig(_Strict):

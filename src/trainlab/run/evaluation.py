@@ -14,6 +14,8 @@ final weights (after early stopping has restored the best ones):
   training split.
 * ``mc_test_acc`` / ``mc_test_loss``: Monte-Carlo dropout (``train.mc_samples`` passes with
   dropout on, probabilities averaged; Gal & Ghahramani 2016), beside the deterministic score.
+* ``adv_test_acc``: accuracy on the test split under the recipe's attack
+  (``train.adversarial``: FGSM or PGD, the same radius and steps as in training).
 * ``task_test_acc`` (and ``ema_task_test_acc``): each task's accuracy for a multi-task recipe.
 """
 
@@ -32,6 +34,7 @@ from trainlab.nn.dropout import mc_predict
 from trainlab.nn.multitask import MultiTaskLoss, task_accuracies
 from trainlab.run.experiment import Experiment
 from trainlab.train import evaluate
+from trainlab.train.adversarial import adversarial_accuracy
 
 FINAL_WEIGHTS = "model.safetensors"
 TRAIN_EVAL_LIMIT = 10_000
@@ -54,6 +57,13 @@ def final_metrics(exp: Experiment) -> dict[str, Any]:
                 loss, acc = _evaluate(exp, model, split)
                 out[f"{prefix}{name}_loss"], out[f"{prefix}{name}_acc"] = loss, acc
         out |= _task_metrics(exp, model, prefix)
+    adv = exp.recipe.train.adversarial
+    if adv is not None and len(exp.test) > 0:
+        gen = torch.Generator().manual_seed(exp.recipe.seed)
+        out["adv_test_acc"] = adversarial_accuracy(
+            exp.model, exp.test.x, exp.test.y, exp.loss_fn, adv.method, adv.eps, adv.steps,
+            exp.recipe.data.eval_batch_size, gen,
+        )  # fmt: skip
     if exp.recipe.train.mc_samples is not None and len(exp.test) > 0:
         out["mc_test_loss"], out["mc_test_acc"] = _mc_dropout(exp, exp.recipe.train.mc_samples)
     return out
@@ -118,6 +128,7 @@ def describe_metrics(metrics: dict[str, Any]) -> str:
         ("ema_test_acc", "EMA"),
         ("swa_test_acc", "SWA"),
         ("mc_test_acc", "MC-dropout"),
+        ("adv_test_acc", "adversarial"),
     ):
         if metrics.get(key) is not None:
             parts.append(f"{label} test accuracy {_pct(metrics[key])}")

@@ -36,10 +36,12 @@ from trainlab.run.builders import (
 from trainlab.run.config import Recipe, RecipeError
 from trainlab.schedules import PlateauController, plateau_scaled
 from trainlab.train import get_loss
+from trainlab.train.adversarial import adversarial_batch
 from trainlab.train.callbacks import Callback, PlateauOnMetric
 from trainlab.train.early_stopping import EarlyStopping
 from trainlab.train.ema import EMAWeights
 from trainlab.train.ensembles import SnapshotEnsemble, bootstrap_split
+from trainlab.train.loop import Adversary
 from trainlab.train.losses import LossFn
 from trainlab.train.swa import SWAWeights
 
@@ -66,6 +68,7 @@ class Experiment:
     snapshots: SnapshotEnsemble | None = None  # ensemble.method: snapshot
     inputs: InputTransform | None = None  # raw examples -> what the model takes (`predict`)
     rng_state: torch.Tensor | None = None  # the global RNG after the seeded initialization
+    adversary: Adversary | None = None  # train.adversarial: attacks mixed into the batches
 
 
 @dataclass(frozen=True)
@@ -182,12 +185,27 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
         swa = SWAWeights(model, **recipe.train.swa.model_dump())
         stateful["swa"] = swa
         callbacks.append(swa)
+    loss_fn = build_loss(recipe, num_outputs)
     return Experiment(
-        recipe, model, optimizer, schedule, loader, val, test, build_loss(recipe, num_outputs),
+        recipe, model, optimizer, schedule, loader, val, test, loss_fn,
         notes, Augment(data.augment) if data.augment else None, callbacks, stateful,
         build_penalty(recipe, model), ema, swa, snapshots, InputTransform(norm, fitted),
-        rng_state,
+        rng_state, build_adversary(recipe, model, loss_fn),
     )  # fmt: skip
+
+
+def build_adversary(recipe: Recipe, model: nn.Module, loss_fn: LossFn) -> Adversary | None:
+    """`train.adversarial`: each batch's first `ratio` replaced by FGSM / PGD examples."""
+    adv = recipe.train.adversarial
+    if adv is None:
+        return None
+
+    def adversary(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple:
+        return adversarial_batch(
+            model, loss_fn, x, y, adv.method, adv.eps, adv.steps, adv.ratio, gen
+        )
+
+    return adversary
 
 
 def build_loss(recipe: Recipe, num_outputs: int) -> LossFn:

@@ -245,6 +245,12 @@ def _train(
     callbacks: list = [log]
     callbacks.extend(exp.callbacks)
     callbacks.extend(diagnosis.callbacks)
+    if cfg.tensorboard:
+        from trainlab.train.tensorboard import TensorBoardLogger
+
+        callbacks.append(TensorBoardLogger(run_dir / "tensorboard", model=exp.model,
+                                           optimizer=exp.optimizer,
+                                           hparams=exp.recipe.model_dump(mode="json")))  # fmt: skip
     bar = None if quiet else ProgressBar(cfg.epochs, console)
     if bar is not None:
         callbacks.append(bar)
@@ -280,7 +286,7 @@ def _train(
                 checkpoint_every_steps=cfg.checkpoint_every_steps, interrupt=interrupt,
                 eval_batch_size=exp.recipe.data.eval_batch_size,
                 channels_last=cfg.channels_last, penalty=exp.penalty, augment=exp.augment,
-                seed=exp.recipe.seed,
+                seed=exp.recipe.seed, adversary=exp.adversary,
             )  # fmt: skip
         diagnosis.log_watch(run_dir)
         result = _finish(exp, run_dir, position)

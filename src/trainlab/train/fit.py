@@ -13,7 +13,7 @@ from torch import nn
 
 from trainlab.data import InMemoryLoader, TensorSplit
 from trainlab.train.callbacks import STOP, Callback
-from trainlab.train.loop import Schedule, epoch_steps, evaluate
+from trainlab.train.loop import Adversary, Schedule, epoch_steps, evaluate
 from trainlab.train.losses import LossFn
 from trainlab.train.records import EpochRecord, Position
 
@@ -55,12 +55,14 @@ def fit(
     penalty: Callable[[], torch.Tensor] | None = None,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     seed: int = 0,
+    adversary: Adversary | None = None,
 ) -> Position:
     """Train for `epochs` epochs (continuing from `position` if given) and return where it ends.
 
     Per epoch: the mean training loss/accuracy of the steps taken, then validation loss and
     accuracy on `val` without gradients. `penalty()` (e.g. a weight or activity penalty) is
-    added to the loss being minimised; the reported training loss is the data loss.
+    added to the loss being minimised; the reported training loss is the data loss. `augment`
+    changes the inputs, `adversary` the (inputs, labels) of each batch (`epoch_steps`).
     `schedule(t)` sets group 0's rate before step t and the other groups' in proportion to their
     starting rates (`lr_scales`); without one the optimizer's rates are left as they are.
     `checkpoint(position)` is called every `checkpoint_every` epochs and every
@@ -77,7 +79,7 @@ def fit(
         steps = epoch_steps(
             model, loader, optimizer, loss_fn, schedule, epoch=pos.epoch,
             start_batch=pos.batch, start_step=pos.step, channels_last=channels_last,
-            penalty=penalty, augment=augment, seed=seed,
+            penalty=penalty, augment=augment, seed=seed, adversary=adversary,
         )  # fmt: skip
         lr = optimizer.param_groups[0]["lr"] if schedule is None else schedule(max(pos.step - 1, 0))
         for rec in steps:

@@ -58,6 +58,12 @@ def lr_scales(optimizer: torch.optim.Optimizer) -> list[float]:
     return [float(g["lr_scale"]) for g in groups]
 
 
+Adversary = Callable[
+    [torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]
+]
+"""A batch transform that sees the labels: ``(x, y, generator) -> (x, y)``."""
+
+
 def epoch_steps(
     model: nn.Module,
     loader: InMemoryLoader,
@@ -72,13 +78,15 @@ def epoch_steps(
     penalty: Callable[[], torch.Tensor] | None = None,
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     seed: int = 0,
+    adversary: Adversary | None = None,
 ) -> Iterator[StepRecord]:
     """Run the steps of one epoch from `start_batch`, yielding a record after each.
 
     Before step t (0-indexed) group 0's lr is set to `schedule(t)` and every other group's to
     `schedule(t)` times its `lr_scales` ratio (no schedule: the groups' rates are left alone,
     the record shows group 0's); the batch goes through `augment` with a generator seeded from
-    (seed, t). A non-finite
+    (seed, t), then through `adversary` (e.g. adversarial examples mixed in, with labels) with
+    another. A non-finite
     loss raises NonFiniteLossError before backward, so the parameters stay at the last good
     values."""
     model.train()
@@ -93,6 +101,8 @@ def epoch_steps(
                 group["lr"] = lr * scale
         if augment is not None:  # seeded by (seed, step): resumable with no saved state
             x = augment(x, torch.Generator().manual_seed(seed * 1_000_003 + step))
+        if adversary is not None:
+            x, y = adversary(x, y, torch.Generator().manual_seed(seed * 1_000_033 + step))
         try:
             x = _as_input(x, channels_last)
             value, correct = train_step(model, optimizer, loss_fn, x, y, penalty)
