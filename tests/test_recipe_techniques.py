@@ -172,21 +172,3 @@ def test_adversarial_training_from_a_recipe_reports_attacked_accuracy(tmp_path) 
 
 def exp_test_acc(exp) -> float:  # noqa: ANN001
     return evaluate(exp.model, exp.test, exp.loss_fn, 1000, True)[1]
-
-
-def test_tensorboard_from_a_recipe_holds_the_runs_epoch_metrics(tmp_path) -> None:  # noqa: ANN001
-    import json
-
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    _, exp = _digits_run(tmp_path, tensorboard=True)
-    (run_dir,) = [p for p in tmp_path.iterdir() if (p / "metrics.jsonl").is_file()]
-    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    epochs = [e for e in epochs if e.get("kind") == "epoch"]
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
-    acc.Reload()
-    served = {(e.step, e.value) for e in acc.Scalars("val/loss")}
-    want = {(e["step"], e["val_loss"]) for e in epochs}
-    assert len(served) == len(want) == 3
-    for (s1, v1), (s2, v2) in zip(sorted(served), sorted(want), strict=True):
-        assert s1 == s2 and v1 == pytest.approx(v2, rel=1e-6)

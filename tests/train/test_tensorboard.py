@@ -227,3 +227,27 @@ def test_missing_tensorboard_raises_one_clear_line(monkeypatch, tmp_path: Path) 
     assert str(info.value) == MISSING and "\n" not in MISSING
     assert info.value.__suppress_context__
     assert not any(tmp_path.iterdir())
+
+
+def test_tensorboard_logdir_runs_serves_a_recipe_runs_metrics(tmp_path: Path) -> None:
+    """`train.tensorboard: true` in a recipe, then `tensorboard --logdir runs/`: the served
+    val/loss points are metrics.jsonl's epoch rows."""
+    from trainlab.run.config import validate_recipe
+    from trainlab.run.runner import train_recipe
+
+    runs = tmp_path / "runs"
+    recipe = validate_recipe({
+        "name": "tb", "runs_dir": str(runs), "diagnose": {"probes": False, "report": False},
+        "data": {"name": "digits", "batch_size": 64}, "model": {"name": "mlp", "widths": [32]},
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        "schedule": {"name": "constant"}, "train": {"epochs": 3, "threads": 1, "tensorboard": True},
+    })  # fmt: skip
+    result = train_recipe(recipe, quiet=True)
+    rows = [
+        json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()
+    ]
+    epochs = [r for r in rows if r.get("kind") == "epoch"]
+    points = serve_and_fetch(runs, len(epochs), tmp_path / "tensorboard.log")
+    assert [step for _, step, _ in points] == [e["step"] for e in epochs]
+    for (_, _, value), e in zip(points, epochs, strict=True):
+        assert value == pytest.approx(e["val_loss"], rel=1e-6)
