@@ -172,3 +172,41 @@ def test_adversarial_training_from_a_recipe_reports_attacked_accuracy(tmp_path) 
 
 def exp_test_acc(exp) -> float:  # noqa: ANN001
     return evaluate(exp.model, exp.test, exp.loss_fn, 1000, True)[1]
+
+
+def test_clip_under_sam_clips_the_descent_gradient_only() -> None:
+    """SAM (Foret et al. 2021) with `optimizer.clip.norm`: the perturbation uses the raw
+    gradient, the descent the clipped second gradient (by hand, plain SGD base)."""
+    sets = ["optimizer.name=sgd", "optimizer.lr=0.1", "optimizer.momentum=0"]
+    sets += ["optimizer.sam.policy=sam", "optimizer.sam.rho=0.05", "optimizer.clip.norm=0.1"]
+    recipe = load_recipe(None, sets)
+    model, twin = _model(), _model()
+    opt = build_optimizer(recipe.optimizer, model)
+    g = torch.Generator().manual_seed(9)
+    x, y = (
+        torch.randn(16, 6, generator=g, dtype=torch.float64),
+        torch.randint(0, 3, (16,), generator=g),
+    )
+
+    def closure() -> torch.Tensor:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    params = list(twin.parameters())
+    loss = torch.nn.functional.cross_entropy(twin(x), y)
+    grads = torch.autograd.grad(loss, params)
+    norm = torch.sqrt(sum(gr.pow(2).sum() for gr in grads))
+    shifted = [
+        (p + 0.05 * gr / norm).detach().requires_grad_()
+        for p, gr in zip(params, grads, strict=True)
+    ]
+    names = [n for n, _ in twin.named_parameters()]
+    out = torch.func.functional_call(twin, dict(zip(names, shifted, strict=True)), (x,))
+    g2 = torch.autograd.grad(torch.nn.functional.cross_entropy(out, y), shifted)
+    n2 = torch.sqrt(sum(gr.pow(2).sum() for gr in g2))
+    assert n2 > 0.1  # the clip is active
+    want = [p.detach() - 0.1 * gr * (0.1 / (n2 + 1e-6)) for p, gr in zip(params, g2, strict=True)]
+    for p, w in zip(model.parameters(), want, strict=True):
+        torch.testing.assert_close(p.detach(), w, rtol=1e-9, atol=1e-12)

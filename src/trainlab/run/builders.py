@@ -215,14 +215,15 @@ def _make_optimizer(
         )
     else:
         base = _transform(cfg, momentum)
-        if cfg.clip is not None:
-            base = _clipped(base, cfg.clip)
+        if cfg.clip is not None and not (cfg.sam is not None and cfg.clip.norm is not None):
+            base = _clipped(base, cfg.clip)  # under SAM, a norm clip is SAM's own (below)
         if cfg.lookahead is not None:
             base = optim.lookahead(base, k=cfg.lookahead.k, alpha=cfg.lookahead.alpha)
     if cfg.sam is not None:
         policy = optim.get_policy(cfg.sam.policy, **cfg.sam.kwargs())
         params = None if isinstance(base, torch.optim.Optimizer) else list(model.parameters())
-        return optim.SAM(params, base, policy, model=model)
+        max_norm = cfg.clip.norm if cfg.clip is not None else None
+        return optim.SAM(params, base, policy, model=model, max_grad_norm=max_norm)
     if isinstance(base, torch.optim.Optimizer):
         return base
     return optim.Optimizer(model.parameters(), base)
