@@ -237,7 +237,8 @@ def test_tensorboard_logdir_runs_serves_a_recipe_runs_metrics(tmp_path: Path) ->
 
     runs = tmp_path / "runs"
     recipe = validate_recipe({
-        "name": "tb", "runs_dir": str(runs), "diagnose": {"probes": False, "report": False},
+        "name": "tb", "runs_dir": str(runs),
+        "diagnose": {"probes": True, "interval": 5, "report": False},
         "data": {"name": "digits", "batch_size": 64}, "model": {"name": "mlp", "widths": [32]},
         "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
         "schedule": {"name": "constant"}, "train": {"epochs": 3, "threads": 1, "tensorboard": True},
@@ -251,3 +252,20 @@ def test_tensorboard_logdir_runs_serves_a_recipe_runs_metrics(tmp_path: Path) ->
     assert [step for _, step, _ in points] == [e["step"] for e in epochs]
     for (_, _, value), e in zip(points, epochs, strict=True):
         assert value == pytest.approx(e["val_loss"], rel=1e-6)
+    # the probes' per-layer statistics and activation histograms, as probes.json has them
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from trainlab.diagnose.probe_file import read_probes
+
+    probes = read_probes(result.run_dir / "probes.json")
+    board = EventAccumulator(str(result.run_dir / "tensorboard"),
+                             size_guidance={"scalars": 0, "histograms": 0})  # fmt: skip
+    board.Reload()
+    layer, stats = next(iter(probes["layers"].items()))
+    means = board.Scalars(f"probes/{layer}/mean")
+    assert [e.step for e in means] == list(probes["steps"])
+    assert [e.value for e in means] == pytest.approx(list(stats["mean"]), rel=1e-6)
+    hists = board.Histograms(f"activations/{layer}")
+    assert [h.step for h in hists] == list(probes["steps"])
+    counts = [sum(h.histogram_value.bucket) for h in hists]
+    assert counts == pytest.approx([float(sum(row)) for row in stats["hist"]])

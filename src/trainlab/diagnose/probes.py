@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -217,6 +217,8 @@ class Probes(Hooks):
         self._pending: dict[str, dict[str, torch.Tensor]] = {}
         self._probe_next: int | None = None
         self.probes = 0
+        self.listeners: list[Callable[[int, dict[str, Any], dict[str, np.ndarray]], None]] = []
+        """Called with (step, row, histogram edges by layer) after each probe (e.g. TensorBoard)."""
         self.nonfinite: dict[str, dict[str, Any] | None] = {"activation": None, "gradient": None}
         """The first NaN/Inf seen in each place, as ``{"where", "layer", "step"}`` (plus
         ``"parameter"`` for a gradient), or None. Activations are checked on probe steps (and on
@@ -469,11 +471,17 @@ class Probes(Hooks):
             if not all(math.isfinite(v) for v in norms):
                 self._note_gradient(step, norms)
         self.buffer.append(step, row)
+        for listen in self.listeners:
+            listen(step, row, self.hist_edges())
         self.probes += 1
         self._pending = {}
         self.disarm()
 
     # ------------------------------------------------------------------ results
+
+    def hist_edges(self) -> dict[str, np.ndarray]:
+        """Each probed layer's histogram bin edges (fixed at its first probe)."""
+        return {name: np.linspace(*self._ranges[name], self.bins + 1) for name in self._ranges}
 
     @property
     def first_nonfinite(self) -> dict[str, Any] | None:

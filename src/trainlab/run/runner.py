@@ -248,9 +248,12 @@ def _train(
     if cfg.tensorboard:
         from trainlab.train.tensorboard import TensorBoardLogger
 
-        callbacks.append(TensorBoardLogger(run_dir / "tensorboard", model=exp.model,
-                                           optimizer=exp.optimizer,
-                                           hparams=exp.recipe.model_dump(mode="json")))  # fmt: skip
+        board = TensorBoardLogger(run_dir / "tensorboard", model=exp.model,
+                                  optimizer=exp.optimizer,
+                                  hparams=exp.recipe.model_dump(mode="json"))  # fmt: skip
+        callbacks.append(board)
+        if diagnosis.probes is not None:
+            diagnosis.probes.listeners.append(board.log_probe_row)
     bar = None if quiet else ProgressBar(cfg.epochs, console)
     if bar is not None:
         callbacks.append(bar)

@@ -148,6 +148,33 @@ class TensorBoardLogger(Hooks):
                 if isinstance(value, int | float) and math.isfinite(value):
                     w.add_scalar(f"probes/{layer}/{stat}", value, step)
 
+    def log_probe_row(self, step: int, row: Mapping[str, Any], edges: Mapping[str, Any]) -> None:
+        """One row of `trainlab.diagnose.Probes` (its listener): per-layer activation
+        histograms as `activations/<layer>`, the other finite numbers as `probes/<key>`."""
+        scalars: dict[str, dict[str, Any]] = {}
+        for key, value in row.items():
+            layer, _, stat = key.rpartition("/")
+            if stat == "hist" and layer in edges:
+                self._histogram(f"activations/{layer}", value, edges[layer], step)
+            else:
+                scalars.setdefault(layer, {})[stat] = value
+        self.log_layer_stats(scalars, step)
+
+    def _histogram(self, tag: str, counts: Any, edges: Any, step: int) -> None:
+        """A histogram from bin counts and edges (sums from the bin centres)."""
+        import numpy as np
+
+        counts, edges = np.asarray(counts, dtype=float), np.asarray(edges, dtype=float)
+        total = counts.sum()
+        if total <= 0 or not np.isfinite(edges).all():
+            return
+        centres = (edges[:-1] + edges[1:]) / 2
+        self.writer.add_histogram_raw(
+            tag, min=float(edges[0]), max=float(edges[-1]), num=int(total),
+            sum=float((counts * centres).sum()), sum_squares=float((counts * centres**2).sum()),
+            bucket_limits=edges[1:].tolist(), bucket_counts=counts.tolist(), global_step=step,
+        )  # fmt: skip
+
     def on_fit_end(self, history: list[dict]) -> None:
         if self.hparams is not None:
             final = history[-1] if history else {}
