@@ -227,9 +227,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_lab(args: argparse.Namespace) -> int:
     from trainlab.diagnose import run_lab
+    from trainlab.lab.cli import COMMANDS, main
 
     rest = args.lab_args
-    return run_lab(rest[1:] if rest[:1] == ["--"] else rest)
+    rest = rest[1:] if rest[:1] == ["--"] else rest
+    if rest[:1] and rest[0] in COMMANDS:
+        try:
+            return main(rest)
+        except ValueError as err:  # an unknown experiment name: one line, exit 1
+            raise RecipeError(str(err)) from None
+    return run_lab(rest)
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
@@ -491,7 +498,9 @@ def parser() -> argparse.ArgumentParser:
                    help="use DIR for the study: a comparison killed part-way continues there "
                    "(finished runs kept, unfinished ones resumed)")  # fmt: skip
     c.set_defaults(func=cmd_compare)
-    lab = sub.add_parser("lab", add_help=False, help="lecture experiments (activation-stats)")
+    lab = sub.add_parser("lab", add_help=False,
+                         help="the decks' claims measured: list | run NAME | all [--quick]; "
+                         "activation-stats")  # fmt: skip
     lab.add_argument("lab_args", nargs=argparse.REMAINDER)
     lab.set_defaults(func=cmd_lab)
     f = sub.add_parser("lr-find", help="learning-rate range test (Smith 2017) of a recipe")
