@@ -210,3 +210,28 @@ def test_clip_under_sam_clips_the_descent_gradient_only() -> None:
     want = [p.detach() - 0.1 * gr * (0.1 / (n2 + 1e-6)) for p, gr in zip(params, g2, strict=True)]
     for p, w in zip(model.parameters(), want, strict=True):
         torch.testing.assert_close(p.detach(), w, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_hidden_noise_is_gaussian_on_hidden_activities_at_training_only(name: str) -> None:
+    """`model.hidden_noise: s`: a GaussianNoise(s) after each hidden block; its training-mode
+    output minus its input has std s (checked on a large tensor), and eval mode is exact."""
+    from trainlab.nn.dropout import GaussianNoise
+    from trainlab.run.builders import build_model
+
+    shape = (1, 8, 8)
+    recipe = load_recipe(None, [f"model.name={name}", "model.hidden_noise=0.3"])
+    model = build_model(recipe, shape, 10)
+    noises = [m for m in model.modules() if isinstance(m, GaussianNoise)]
+    blocks = len(recipe.model.widths) if name == "mlp" else len(recipe.model.channels)
+    assert len(noises) == blocks and all(m.std == 0.3 for m in noises)
+    layer = noises[0]
+    x = torch.zeros(200_000)
+    layer.train()
+    assert (layer(x) - x).std().item() == pytest.approx(0.3, rel=0.01)
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    assert not any(
+        isinstance(m, GaussianNoise)
+        for m in build_model(load_recipe(None, [f"model.name={name}"]), shape, 10).modules()
+    )

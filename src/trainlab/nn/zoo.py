@@ -21,7 +21,7 @@ MAXOUT = "maxout"  # an activation name that replaces the Linear/Conv + activati
 
 
 def _input_layers(input_noise: float) -> list[nn.Module]:
-    """Gaussian noise on the inputs at training time (vicinal risk), if asked for."""
+    """Gaussian noise (on the inputs or a hidden activity) at training time, if asked for."""
     return [GaussianNoise(input_noise)] if input_noise > 0 else []
 
 
@@ -45,14 +45,18 @@ def mlp(
     norm_options: dict | None = None,
     dropout_kind: str = "inverted",
     input_noise: float = 0.0,
+    hidden_noise: float = 0.0,
     maxout_k: int = 2,
 ) -> nn.Sequential:
-    """Flatten, then Linear(-norm)-activation(-dropout) blocks of the given widths, then a
-    Linear head. `activation="maxout"` makes each block a Maxout unit with `maxout_k` pieces."""
+    """Flatten, then Linear(-norm)-activation(-noise)(-dropout) blocks of the given widths, then
+    a Linear head. `activation="maxout"` makes each block a Maxout unit with `maxout_k` pieces;
+    `hidden_noise` adds Gaussian noise of that std to each hidden activity at training time
+    (seed 001, noise injection at the hidden units; Poole et al. 2014)."""
     layers: list[nn.Module] = [*_input_layers(input_noise), nn.Flatten()]
     fan_in = math.prod(input_shape)
     for width in widths:
         layers += _dense_block(fan_in, width, activation, norm, maxout_k, norm_options or {})
+        layers += _input_layers(hidden_noise)
         if dropout > 0:
             layers.append(make_dropout(dropout, dropout_kind))
         fan_in = width
@@ -84,10 +88,12 @@ def cnn(
     norm_options: dict | None = None,
     dropout_kind: str = "inverted",
     input_noise: float = 0.0,
+    hidden_noise: float = 0.0,
     maxout_k: int = 2,
 ) -> nn.Sequential:
     """Per stage: `convs_per_stage` 3x3 convs (+norm, "batch" by default) and a 2x2 max-pool;
-    then a global max-pool and a Linear head.
+    then a global max-pool and a Linear head. `hidden_noise`: Gaussian noise of that std on
+    each stage's output at training time.
 
     Input (N, C, H, W) -> logits (N, num_outputs). Each stage halves the resolution.
     """
@@ -98,6 +104,7 @@ def cnn(
             c = c_in if i == 0 else c_out
             layers += _conv_block(c, c_out, norm, activation, maxout_k, norm_options or {})
         layers.append(nn.MaxPool2d(2))
+        layers += _input_layers(hidden_noise)
         c_in = c_out
     layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
     if dropout > 0:

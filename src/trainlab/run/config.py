@@ -133,6 +133,7 @@ class _Regularized(_ModelBase):
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     dropout_kind: Literal["inverted", "vanilla", "mc"] = "inverted"
     input_noise: Annotated[float, Field(ge=0)] = 0.0
+    hidden_noise: Annotated[float, Field(ge=0)] = 0.0  # Gaussian noise on hidden activities
     maxout_k: Annotated[int, Field(ge=1)] = 2
 
 

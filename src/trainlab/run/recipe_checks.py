@@ -54,10 +54,10 @@ def optimizer_weight_decay(cfg: OptimizerConfig) -> float:
 
 
 def unregularized(recipe: Recipe) -> Recipe:
-    """`recipe` with every regularizer off: dropout, input and weight noise, penalties,
+    """`recipe` with every regularizer off: dropout, input, hidden and weight noise, penalties,
     optimizer weight decay, augmentation and label noise (for the overfitting check)."""
     raw = recipe.model_dump(mode="json")
-    for key in ("dropout", "input_noise", "weight_noise"):
+    for key in ("dropout", "input_noise", "hidden_noise", "weight_noise"):
         if key in raw["model"]:
             raw["model"][key] = 0.0
     raw["regularization"] = {}
