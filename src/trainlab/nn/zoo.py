@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from trainlab.nn.activations import make_activation
+from trainlab.nn.activations import ActivationSpec, make_activation
 from trainlab.nn.dropout import GaussianNoise, make_dropout
 from trainlab.nn.layers import Maxout, MaxoutConv2d
 from trainlab.nn.norms import make_norm
@@ -26,19 +26,24 @@ def _input_layers(input_noise: float) -> list[nn.Module]:
 
 
 def _dense_block(
-    fan_in: int, width: int, activation: str, norm: str, maxout_k: int, norm_options: dict
+    fan_in: int,
+    width: int,
+    activation: ActivationSpec,
+    norm: str,
+    maxout_k: int,
+    norm_options: dict,
 ) -> list[nn.Module]:
     if activation == MAXOUT:  # Goodfellow et al. 2013: max over k affine pieces
         return [Maxout(fan_in, width, k=maxout_k)]
     normed = [] if norm == "none" else [make_norm(norm, width, dim=1, **norm_options)]
-    return [nn.Linear(fan_in, width), *normed, make_activation(activation)]
+    return [nn.Linear(fan_in, width), *normed, make_activation(activation, width)]
 
 
 def mlp(
     input_shape: Sequence[int],
     num_outputs: int,
     widths: Sequence[int] = (256, 256),
-    activation: str = "relu",
+    activation: ActivationSpec = "relu",
     dropout: float = 0.0,
     *,
     norm: str = "none",
@@ -65,7 +70,12 @@ def mlp(
 
 
 def _conv_block(
-    c_in: int, c_out: int, norm: str, activation: str, maxout_k: int, norm_options: dict
+    c_in: int,
+    c_out: int,
+    norm: str,
+    activation: ActivationSpec,
+    maxout_k: int,
+    norm_options: dict,
 ) -> list[nn.Module]:
     """3x3 conv (no bias before a norm), the norm, the activation; or a Maxout conv."""
     if activation == MAXOUT:
@@ -73,7 +83,7 @@ def _conv_block(
         return [conv] if norm == "none" else [conv, make_norm(norm, c_out, dim=2, **norm_options)]
     conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm == "none")
     normed = [] if norm == "none" else [make_norm(norm, c_out, dim=2, **norm_options)]
-    return [conv, *normed, make_activation(activation)]
+    return [conv, *normed, make_activation(activation, c_out)]
 
 
 def cnn(
@@ -82,7 +92,7 @@ def cnn(
     channels: Sequence[int] = (32, 64, 128),
     convs_per_stage: int = 1,
     norm: str = "batch",
-    activation: str = "relu",
+    activation: ActivationSpec = "relu",
     dropout: float = 0.0,
     *,
     norm_options: dict | None = None,
@@ -117,15 +127,21 @@ class BasicBlock(nn.Module):
     """Two 3x3 conv-BN layers; the shortcut (identity or 1x1 conv-BN) is added unless skip=False."""
 
     def __init__(
-        self, c_in: int, c_out: int, stride: int, skip: bool, activation: str, norm: str = "batch"
+        self,
+        c_in: int,
+        c_out: int,
+        stride: int,
+        skip: bool,
+        activation: ActivationSpec,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
         self.bn1 = make_norm(norm, c_out, dim=2)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
         self.bn2 = make_norm(norm, c_out, dim=2)
-        self.act1 = make_activation(activation)
-        self.act2 = make_activation(activation)
+        self.act1 = make_activation(activation, c_out)
+        self.act2 = make_activation(activation, c_out)
         self.skip = skip
         self.shortcut: nn.Module = nn.Identity()
         if skip and (stride != 1 or c_in != c_out):
@@ -146,7 +162,7 @@ def resnet(
     depth: int = 20,
     width: int = 16,
     skip: bool = True,
-    activation: str = "relu",
+    activation: ActivationSpec = "relu",
     norm: str = "batch",
 ) -> nn.Sequential:
     """CIFAR ResNet of depth 6n+2 (20, 32, 44, 56, 110): three stages of n blocks, widths
@@ -157,7 +173,7 @@ def resnet(
     layers: list[nn.Module] = [
         nn.Conv2d(input_shape[0], width, 3, padding=1, bias=False),
         make_norm(norm, width, dim=2),
-        make_activation(activation),
+        make_activation(activation, width),
     ]
     c_in = width
     for stage in range(3):

@@ -31,6 +31,7 @@ from trainlab.data.tasks import DERIVED_TASKS
 from trainlab.init import INITIALIZERS
 from trainlab.names import closest_name_error
 from trainlab.nn import ACTIVATIONS, MAXOUT, NORMS
+from trainlab.nn.activations import activation_name, make_activation
 from trainlab.optim import ALIASES, POLICIES, SECOND_ORDER
 from trainlab.schedules import SCHEDULES
 from trainlab.train.losses import LOSSES
@@ -104,7 +105,7 @@ class DataConfig(_Strict):
 
 
 class _ModelBase(_Strict):
-    activation: str = "relu"
+    activation: str | dict[str, Any] = "relu"  # a name, or {name: leaky_relu, negative_slope: 0.1}
     norm: str = "none"
     norm_options: dict[str, Any] = Field(default_factory=dict)
     weight_norm: bool = False
@@ -116,8 +117,12 @@ class _ModelBase(_Strict):
 
     @field_validator("activation")
     @classmethod
-    def _activation(cls, v: str) -> str:
-        return _known("activation", v, [*ACTIVATIONS, MAXOUT])
+    def _activation(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        name = activation_name(v)
+        _known("activation", name, [*ACTIVATIONS, MAXOUT])
+        if name != MAXOUT:
+            make_activation(v)  # an unknown or bad argument: one line, before any work
+        return v
 
     @field_validator("norm")
     @classmethod
@@ -164,8 +169,8 @@ class ResNetConfig(_ModelBase):
 
     @field_validator("activation")
     @classmethod
-    def _no_maxout(cls, v: str) -> str:
-        if v == MAXOUT:
+    def _no_maxout(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        if activation_name(v) == MAXOUT:
             raise ValueError("maxout is available in mlp and cnn, not resnet")
         return v
 
