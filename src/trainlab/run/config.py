@@ -410,13 +410,16 @@ class ActivityConfig(_Strict):
 
 class RegularizationConfig(_Strict):
     """Penalties on the objective: l1·Σ|w| + l2/2·Σw² + group·Σ‖W_i‖₂ over weights (1-D
-    parameters too if `include_1d`), and activity regularization."""
+    parameters too if `include_1d`), and activity regularization; `max_norm: c` constrains
+    each unit's incoming weight vector to norm <= c after every step (Srivastava et al.
+    2014)."""
 
     l1: Annotated[float, Field(ge=0)] = 0.0
     l2: Annotated[float, Field(ge=0)] = 0.0
     group: Annotated[float, Field(ge=0)] = 0.0
     include_1d: bool = False
     activity: ActivityConfig | None = None
+    max_norm: Annotated[float, Field(gt=0)] | None = None  # each unit's incoming |w| <= c
 
 
 class DiagnoseConfig(_Strict):

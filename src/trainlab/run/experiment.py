@@ -38,6 +38,7 @@ from trainlab.schedules import PlateauController, plateau_scaled
 from trainlab.train import get_loss
 from trainlab.train.adversarial import adversarial_batch
 from trainlab.train.callbacks import Callback, PlateauOnMetric
+from trainlab.train.constraints import MaxNorm
 from trainlab.train.early_stopping import EarlyStopping
 from trainlab.train.ema import EMAWeights
 from trainlab.train.ensembles import SnapshotEnsemble, bootstrap_split
@@ -180,6 +181,8 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
         ema = EMAWeights(model, recipe.train.ema_decay)
         stateful["ema"] = ema
         callbacks.append(ema)
+    if recipe.regularization.max_norm is not None:
+        callbacks.append(MaxNorm(model, recipe.regularization.max_norm))
     swa = None
     if recipe.train.swa is not None:
         swa = SWAWeights(model, **recipe.train.swa.model_dump())
