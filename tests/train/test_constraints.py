@@ -13,7 +13,9 @@ from trainlab.train.constraints import MaxNorm, max_norm_
 def test_rows_above_the_bound_are_rescaled_exactly_by_hand() -> None:
     layer = nn.Linear(2, 3).double()
     with torch.no_grad():
-        layer.weight.copy_(torch.tensor([[3.0, 4.0], [0.6, 0.8], [0.0, -10.0]]))
+        layer.weight.copy_(
+            torch.tensor([[3.0, 4.0], [0.6, 0.8], [0.0, -10.0]], dtype=torch.float64)
+        )
         layer.bias.fill_(7.0)
     assert max_norm_(layer, 2.0) == 2
     want = torch.tensor([[1.2, 1.6], [0.6, 0.8], [0.0, -2.0]], dtype=torch.float64)
