@@ -28,7 +28,7 @@ from trainlab.nn.norms import (
     check_norm_name,
     make_norm,
 )
-from trainlab.nn.zoo import MAXOUT, MODELS, BasicBlock, cnn, mlp, resnet
+from trainlab.nn.zoo import MAXOUT, MODELS, BasicBlock, DenseLayer, cnn, densenet, mlp, resnet, vgg
 
 __all__ = [
     "ACTIVATIONS",
@@ -40,6 +40,7 @@ __all__ = [
     "PAPER_D_MAX",
     "PAPER_R_MAX",
     "BasicBlock",
+    "DenseLayer",
     "BatchRenorm1d",
     "BatchRenorm2d",
     "GaussianNoise",
@@ -55,6 +56,7 @@ __all__ = [
     "check_norm_name",
     "check_probability",
     "cnn",
+    "densenet",
     "dropout_active",
     "make_activation",
     "make_dropout",
@@ -63,4 +65,5 @@ __all__ = [
     "mlp",
     "remove_weight_noise",
     "resnet",
+    "vgg",
 ]

@@ -100,10 +100,11 @@ def cnn(
     input_noise: float = 0.0,
     hidden_noise: float = 0.0,
     maxout_k: int = 2,
+    global_pool: str = "max",
 ) -> nn.Sequential:
     """Per stage: `convs_per_stage` 3x3 convs (+norm, "batch" by default) and a 2x2 max-pool;
-    then a global max-pool and a Linear head. `hidden_noise`: Gaussian noise of that std on
-    each stage's output at training time.
+    then a global max- (or ``global_pool="avg"``) pool and a Linear head. `hidden_noise`:
+    Gaussian noise of that std on each stage's output at training time.
 
     Input (N, C, H, W) -> logits (N, num_outputs). Each stage halves the resolution.
     """
@@ -116,7 +117,8 @@ def cnn(
         layers.append(nn.MaxPool2d(2))
         layers += _input_layers(hidden_noise)
         c_in = c_out
-    layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten()]
+    pool = nn.AdaptiveAvgPool2d(1) if global_pool == "avg" else nn.AdaptiveMaxPool2d(1)
+    layers += [pool, nn.Flatten()]
     if dropout > 0:
         layers.append(make_dropout(dropout, dropout_kind))
     layers.append(nn.Linear(c_in, num_outputs))
@@ -186,4 +188,74 @@ def resnet(
     return nn.Sequential(*layers)
 
 
-MODELS = {"mlp": mlp, "cnn": cnn, "resnet": resnet}
+def vgg(
+    input_shape: Sequence[int],
+    num_outputs: int,
+    channels: Sequence[int] = (16, 32, 64),
+    convs_per_stage: int = 2,
+    norm: str = "batch",
+    activation: ActivationSpec = "relu",
+    dropout: float = 0.0,
+    **options: object,
+) -> nn.Sequential:
+    """A small VGG-style plain network (Simonyan & Zisserman 2015): stages of 3x3
+    conv-norm-activation layers and 2x2 max-pools, no shortcuts, global average pooling and a
+    Linear head: the `cnn` builder with VGG's shape (for loss-surface comparisons with ResNet
+    and DenseNet, Li et al. 2018)."""
+    return cnn(input_shape, num_outputs, channels, convs_per_stage, norm, activation, dropout,
+               global_pool="avg", **options)  # type: ignore[arg-type]  # fmt: skip
+
+
+def _norm_act(norm: str, channels: int, activation: ActivationSpec) -> list[nn.Module]:
+    """The norm (unless "none") and the activation before a DenseNet convolution."""
+    normed = [] if norm == "none" else [make_norm(norm, channels, dim=2)]
+    return [*normed, make_activation(activation, channels)]
+
+
+class DenseLayer(nn.Module):
+    """norm-activation-3x3 conv producing ``growth`` new channels, concatenated to its input
+    (Huang et al. 2017, "Densely Connected Convolutional Networks")."""
+
+    def __init__(self, c_in: int, growth: int, norm: str, activation: ActivationSpec) -> None:
+        super().__init__()
+        conv = nn.Conv2d(c_in, growth, 3, padding=1, bias=False)
+        self.body = nn.Sequential(*_norm_act(norm, c_in, activation), conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.body(x)], dim=1)
+
+
+def densenet(
+    input_shape: Sequence[int],
+    num_outputs: int,
+    growth: int = 12,
+    blocks: Sequence[int] = (4, 4, 4),
+    compression: float = 0.5,
+    norm: str = "batch",
+    activation: ActivationSpec = "relu",
+) -> nn.Sequential:
+    """A small DenseNet (Huang et al. 2017): a 3x3 stem of ``2*growth`` channels, dense blocks
+    of `DenseLayer` s (each adds ``growth`` channels), transitions (norm-activation-1x1 conv to
+    ``compression`` of the channels, 2x2 average pool) between blocks, then norm-activation,
+    global average pooling and a Linear head."""
+    if growth < 1 or not blocks or min(blocks) < 1 or not 0 < compression <= 1:
+        got = f"{growth}, {list(blocks)}, {compression}"
+        raise ValueError(
+            f"densenet: expected growth >= 1, blocks >= 1 layer, 0 < compression <= 1; got {got}"
+        )
+    c = 2 * growth
+    layers: list[nn.Module] = [nn.Conv2d(input_shape[0], c, 3, padding=1, bias=False)]
+    for b, n in enumerate(blocks):
+        for _ in range(n):
+            layers.append(DenseLayer(c, growth, norm, activation))
+            c += growth
+        if b < len(blocks) - 1:
+            out = max(1, int(c * compression))
+            layers += [*_norm_act(norm, c, activation), nn.Conv2d(c, out, 1, bias=False)]
+            layers.append(nn.AvgPool2d(2))
+            c = out
+    layers += [*_norm_act(norm, c, activation), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers, nn.Linear(c, num_outputs))
+
+
+MODELS = {"mlp": mlp, "cnn": cnn, "vgg": vgg, "resnet": resnet, "densenet": densenet}

@@ -187,11 +187,48 @@ class ResNetConfig(_ModelBase):
         )
 
 
-ModelConfig = Annotated[MLPConfig | CNNConfig | ResNetConfig, Field(discriminator="name")]
+class VGGConfig(CNNConfig):
+    """A small VGG-style plain network (`trainlab.nn.vgg`): `cnn` with two convs per stage and
+    global average pooling."""
+
+    name: Literal["vgg"] = "vgg"  # type: ignore[assignment]
+    channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [16, 32, 64])
+    convs_per_stage: Annotated[int, Field(ge=1)] = 2
+
+
+class DenseNetConfig(_ModelBase):
+    """A small DenseNet (`trainlab.nn.densenet`, Huang et al. 2017)."""
+
+    name: Literal["densenet"] = "densenet"
+    growth: Annotated[int, Field(ge=1)] = 12
+    blocks: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = Field(
+        default_factory=lambda: [4, 4, 4]
+    )
+    compression: Annotated[float, Field(gt=0, le=1)] = 0.5
+    norm: str = "batch"
+
+    @field_validator("activation")
+    @classmethod
+    def _no_maxout(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+        if activation_name(v) == MAXOUT:
+            raise ValueError("maxout is available in mlp and cnn, not densenet")
+        return v
+
+    def zoo_options(self) -> dict[str, Any]:
+        return self.model_dump(
+            exclude={"name", "weight_norm", "weight_noise", "norm_options", "zero_head"}
+        )
+
+
+ModelConfig = Annotated[
+    MLPConfig | CNNConfig | VGGConfig | ResNetConfig | DenseNetConfig, Field(discriminator="name")
+]
 MODEL_CONFIGS: dict[str, type[_ModelBase]] = {
     "mlp": MLPConfig,
     "cnn": CNNConfig,
+    "vgg": VGGConfig,
     "resnet": ResNetConfig,
+    "densenet": DenseNetConfig,
 }
 
 
