@@ -84,3 +84,26 @@ def test_quick_versions_predict_the_claimed_direction(name: str, tmp_path: Path)
     numbers = record["numbers"]
     assert abs(numbers["fitted_exponent_mean"] + 0.5) < 0.1
     assert numbers["fitted_exponent_from_zero"] > numbers["fitted_exponent_mean"]
+
+
+def test_lab_all_quick_writes_a_book_that_renders_in_chromium(browser, tmp_path: Path) -> None:  # noqa: ANN001
+    """`trainlab lab all --quick`: every experiment runs without error and the book shows a
+    section per experiment, each with its figures decoded (PNG and GIF)."""
+    assert main(["lab", "all", "--quick", "--out", str(tmp_path)]) == 0
+    names = sorted(load_all())
+    for name in names:
+        record = json.loads((tmp_path / name / "finding.json").read_text())
+        assert record["verdict"] in ("holds", "does not hold", "inconclusive"), (name, record)
+        assert record["figures"], name
+    browser.open((tmp_path / BOOK).as_uri())
+    assert browser.errors() == []
+    heights = (
+        "(() => { const ids = IDS; return ids.map(id => { const el = document.getElementById(id);"
+        " return el ? el.getBoundingClientRect().height : 0; }); })()"
+    )
+    state = browser.evaluate(heights.replace("IDS", json.dumps(names)))
+    assert all(h > 100 for h in state), dict(zip(names, state, strict=True))
+    images = browser.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
+    assert len(images) >= len(names) and all(images)
+    rows = browser.evaluate("document.querySelectorAll('#summary tr').length")
+    assert rows == len(names) + 1
