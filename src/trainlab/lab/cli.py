@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from trainlab.durable import read_json
 from trainlab.lab.book import write_book
@@ -34,7 +34,7 @@ def lab_parser() -> argparse.ArgumentParser:
 
 
 def _list() -> int:
-    table = Table("experiment", "deck", "claim", "minutes")
+    table = Table(Column("experiment", no_wrap=True), "deck", "claim", "minutes")
     for e in sorted(load_all().values(), key=lambda e: e.name):
         table.add_row(e.name, e.deck, e.claim, f"{e.minutes:g}")
     Console().print(table)
