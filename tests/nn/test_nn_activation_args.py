@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from trainlab.nn import cnn, mlp, resnet
 from trainlab.nn.activations import activation_name, make_activation
 from trainlab.run.builders import build_model
 from trainlab.run.config import RecipeError, load_recipe
@@ -45,6 +46,37 @@ def test_names_still_work_and_bad_arguments_are_one_line() -> None:
         make_activation({"name": "leaky_relu", "slope": 0.1})
     with pytest.raises(ValueError, match="expected 'channels' or an int >= 1"):
         make_activation({"name": "prelu", "num_parameters": 0})
+
+
+def test_prelu_on_features_has_one_slope_per_unit() -> None:
+    act = make_activation({"name": "prelu", "num_parameters": "channels"}, channels=5).double()
+    x = torch.randn(7, 5, dtype=torch.float64)
+    with torch.no_grad():
+        act.weight.copy_(torch.linspace(0.0, 1.0, 5))
+    assert torch.equal(act(x), F.prelu(x, act.weight))
+    assert torch.equal(act(x), torch.where(x > 0, x, x * act.weight))  # slope j on feature j
+
+
+@pytest.mark.parametrize(
+    ("model", "sizes"),
+    [
+        (mlp((6,), 2, widths=(5, 7), activation={"name": "prelu"}), [5, 7]),
+        (cnn((1, 8, 8), 2, channels=(4, 6), activation={"name": "prelu"}), [4, 6]),
+        (resnet((1, 8, 8), 2, depth=8, width=4, activation={"name": "prelu"}), [4] * 3 + [8] * 2),
+    ],
+)
+def test_zoo_builders_size_prelu_by_width(model: torch.nn.Module, sizes: list[int]) -> None:
+    prelus = [m for m in model.modules() if isinstance(m, torch.nn.PReLU)]
+    assert [m.weight.numel() for m in prelus][: len(sizes)] == sizes
+
+
+def test_zoo_builders_pass_activation_arguments() -> None:
+    spec = {"name": "leaky_relu", "negative_slope": 0.1}
+    for model in (mlp((6,), 2, widths=(4,), activation=spec), resnet((1, 8, 8), 2, depth=8,
+                  activation=spec), cnn((1, 8, 8), 2, channels=(4,), activation=spec)):  # fmt: skip
+        acts = [m for m in model.modules() if isinstance(m, torch.nn.LeakyReLU)]
+        assert acts and all(m.negative_slope == 0.1 for m in acts)
+    assert activation_name("relu") == "relu" and activation_name(spec) == "leaky_relu"
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "resnet"])

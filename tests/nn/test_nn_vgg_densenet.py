@@ -72,3 +72,27 @@ def test_recipes_build_them(name: str) -> None:
 def test_bad_densenet_arguments_are_one_line() -> None:
     with pytest.raises(ValueError, match="densenet: expected growth >= 1"):
         densenet((1, 8, 8), 2, growth=0)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        vgg((3, 32, 32), 10, channels=(4, 8)),
+        densenet((3, 32, 32), 10, growth=3, blocks=(2, 2)),
+        densenet((1, 28, 28), 10, growth=2, blocks=(1, 1), activation={"name": "prelu"}),
+    ],
+)
+def test_gradients_reach_every_parameter(model: nn.Module) -> None:
+    x = torch.randn(4, *(3, 32, 32) if model[0].in_channels == 3 else (1, 28, 28))
+    torch.nn.functional.cross_entropy(model(x), torch.arange(4)).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_dense_block_carries_the_stem_features_to_its_end() -> None:
+    model = densenet((1, 12, 12), 3, growth=2, blocks=(3,)).eval()
+    x = torch.randn(2, 1, 12, 12)
+    stem = model[0](x)
+    out = model[3](model[2](model[1](stem)))  # the block's three DenseLayers
+    assert out.shape[1] == stem.shape[1] + 3 * 2
+    assert torch.equal(out[:, : stem.shape[1]], stem)  # concatenated, not summed or replaced

@@ -1,6 +1,6 @@
 """Layers, activations by name, normalization, dropout and noise, and the model zoo."""
 
-from trainlab.nn.activations import ACTIVATIONS, make_activation
+from trainlab.nn.activations import ACTIVATIONS, ActivationSpec, activation_name, make_activation
 from trainlab.nn.dropout import (
     DROPOUTS,
     GaussianNoise,
@@ -32,6 +32,7 @@ from trainlab.nn.zoo import MAXOUT, MODELS, BasicBlock, DenseLayer, cnn, densene
 
 __all__ = [
     "ACTIVATIONS",
+    "ActivationSpec",
     "BATCH_STAT_NORMS",
     "DROPOUTS",
     "MAXOUT",
@@ -51,6 +52,7 @@ __all__ = [
     "MaxoutConv2d",
     "VanillaDropout",
     "WeightNoise",
+    "activation_name",
     "add_weight_noise",
     "apply_weight_norm",
     "check_norm_name",
