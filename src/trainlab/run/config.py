@@ -158,21 +158,31 @@ class CNNConfig(_Regularized):
     norm: str = "batch"
 
 
-class ResNetConfig(_ModelBase):
-    """CIFAR-style ResNet of depth 6n+2; `skip: false` removes the shortcuts (Li et al. 2018)."""
+class _BlockNet(_ModelBase):
+    """Models built from blocks (resnet, densenet): no maxout, no norm options."""
 
-    name: Literal["resnet"] = "resnet"
-    depth: Annotated[int, Field(ge=8)] = 20
-    width: Annotated[int, Field(ge=1)] = 16
-    skip: bool = True
     norm: str = "batch"
 
     @field_validator("activation")
     @classmethod
     def _no_maxout(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
         if activation_name(v) == MAXOUT:
-            raise ValueError("maxout is available in mlp and cnn, not resnet")
+            raise ValueError("maxout is available in mlp and cnn, not resnet or densenet")
         return v
+
+    def zoo_options(self) -> dict[str, Any]:
+        return self.model_dump(
+            exclude={"name", "weight_norm", "weight_noise", "norm_options", "zero_head"}
+        )
+
+
+class ResNetConfig(_BlockNet):
+    """CIFAR-style ResNet of depth 6n+2; `skip: false` removes the shortcuts (Li et al. 2018)."""
+
+    name: Literal["resnet"] = "resnet"
+    depth: Annotated[int, Field(ge=8)] = 20
+    width: Annotated[int, Field(ge=1)] = 16
+    skip: bool = True
 
     @field_validator("depth")
     @classmethod
@@ -180,11 +190,6 @@ class ResNetConfig(_ModelBase):
         if (v - 2) % 6:
             raise ValueError(f"resnet depth must be 6n+2 (8, 14, 20, 32, 44, 56, 110), got {v}")
         return v
-
-    def zoo_options(self) -> dict[str, Any]:
-        return self.model_dump(
-            exclude={"name", "weight_norm", "weight_noise", "norm_options", "zero_head"}
-        )
 
 
 class VGGConfig(CNNConfig):
@@ -196,7 +201,7 @@ class VGGConfig(CNNConfig):
     convs_per_stage: Annotated[int, Field(ge=1)] = 2
 
 
-class DenseNetConfig(_ModelBase):
+class DenseNetConfig(_BlockNet):
     """A small DenseNet (`trainlab.nn.densenet`, Huang et al. 2017)."""
 
     name: Literal["densenet"] = "densenet"
@@ -205,19 +210,6 @@ class DenseNetConfig(_ModelBase):
         default_factory=lambda: [4, 4, 4]
     )
     compression: Annotated[float, Field(gt=0, le=1)] = 0.5
-    norm: str = "batch"
-
-    @field_validator("activation")
-    @classmethod
-    def _no_maxout(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
-        if activation_name(v) == MAXOUT:
-            raise ValueError("maxout is available in mlp and cnn, not densenet")
-        return v
-
-    def zoo_options(self) -> dict[str, Any]:
-        return self.model_dump(
-            exclude={"name", "weight_norm", "weight_noise", "norm_options", "zero_head"}
-        )
 
 
 ModelConfig = Annotated[
