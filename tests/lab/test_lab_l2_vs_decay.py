@@ -14,4 +14,5 @@ def test_sgd_coincides_and_adam_does_not(tmp_path: Path) -> None:
     n = record["numbers"]
     assert n["sgd_relative_distance"] < 1e-10
     assert n["adam_relative_distance"] > 1e-3
+    assert n["momentum_relative_distance"] > 1e-3
     assert all((tmp_path / f).is_file() for f in record["figures"])
