@@ -1,4 +1,4 @@
-"""The bias-variance trade-off (seed 001, "Bias and variance"; Geman et al. 1992): fit models
+"""The bias-variance trade-off (seeds 000/003; Geman et al. 1992): fit models
 of growing capacity (polynomial degree) to many training sets of a noisy 1-D regression task;
 over a test grid, bias^2 (squared error of the mean prediction) falls with capacity while the
 variance of the predictions across training sets rises. Measured two ways: with independent
@@ -64,7 +64,7 @@ def _spearman(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-@experiment("bias-variance", deck="seed 001 (bias and variance)",
+@experiment("bias-variance", deck="seed 000 / 003 (bias-variance trade-off); seed 001 Fig. 1",
             claim="as capacity grows, bias^2 falls and variance rises", minutes=0.1)  # fmt: skip
 def run(out: Path, quick: bool, seed: int) -> Finding:
     models = 100 if quick else 400

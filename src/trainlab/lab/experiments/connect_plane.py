@@ -1,5 +1,5 @@
 """The mode-connectivity figure (Garipov et al. 2018, "Loss Surfaces, Mode Connectivity, and
-Fast Ensembling of DNNs", Figure 1; seed 003): two independently trained networks are joined
+Fast Ensembling of DNNs", Figure 1; seed 000): two independently trained networks are joined
 by a low-loss quadratic Bezier curve, while the straight segment between them crosses a
 barrier. The loss over the plane through the two endpoints and the curve's bend, with the
 curve and the segment drawn on it; the library's curve training and plane surface."""
@@ -47,7 +47,7 @@ def _unflat(v: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
     return [c.view_as(p) for c, p in zip(v.split([p.numel() for p in like]), like, strict=True)]
 
 
-@experiment("connect-plane", deck="seed 003 (mode connectivity); Garipov et al. 2018 Fig. 1",
+@experiment("connect-plane", deck="seed 000 (mode connectivity); Garipov et al. 2018 Fig. 1",
             claim="two minima are joined by a low-loss curve while the straight segment "
                   "between them crosses a barrier", minutes=1.0)  # fmt: skip
 def run(out: Path, quick: bool, seed: int) -> Finding:

@@ -1,5 +1,5 @@
-"""L1 regularization makes weights sparse, L2 only small (seed 001, "L1 regularization ...
-results in a solution that is more sparse"; Tibshirani 1996): softmax regression on 8x8 digits
+"""L1 regularization makes weights sparse, L2 only small (seed 002, "L1, L2
+Regularizations"; seed 000, "L1 penalty"; Tibshirani 1996): softmax regression on 8x8 digits
 with an L1 penalty and with the L2 penalty whose training loss matches it, compared by the
 fraction of near-zero weights. Subgradient L1 with SGD (`trainlab.optim.add_l1`) leaves
 weights jittering around zero rather than exactly at it, so near-zero means |w| < THRESHOLD."""
@@ -41,7 +41,7 @@ def _near_zero(w: torch.Tensor) -> float:
     return float((w.abs() < THRESHOLD).double().mean())
 
 
-@experiment("l1-sparsity", deck="seed 001 (L1 regularization); Tibshirani 1996",
+@experiment("l1-sparsity", deck="seed 002 (L1, L2 regularizations) / seed 000; Tibshirani 1996",
             claim="an L1 penalty gives sparse weights, an L2 penalty at the same training "
                   "loss does not", minutes=0.5)  # fmt: skip
 def run(out: Path, quick: bool, seed: int) -> Finding:

@@ -1,7 +1,8 @@
 """Training with input noise is L2 regularization (Bishop 1995, "Training with Noise is
-Equivalent to Tikhonov Regularization"; seed 001, noise robustness): for linear least squares
-with loss (1/2N) sum (y - w.x)^2 and inputs x + eps, eps ~ N(0, sigma^2 I), the expected loss
-is the clean loss plus (sigma^2 / 2) ||w||^2 -- ridge regression with lambda = sigma^2, whose
+Equivalent to Tikhonov Regularization"; seed 000, "Suppose we add Gaussian noise to the
+inputs"; seed 004, "Input-noise"): for linear least squares with loss (1/2N) sum (y - w.x)^2
+and inputs x + eps, eps ~ N(0, sigma^2 I), the expected loss is the clean loss plus
+(sigma^2 / 2) ||w||^2 -- ridge regression with lambda = sigma^2, whose
 minimiser is (X^T X / N + sigma^2 I)^{-1} X^T y / N."""
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _noise_trained(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int) -> 
     return model[1].weight.detach().reshape(-1)
 
 
-@experiment("noise-is-l2", deck="seed 001 (noise robustness); Bishop 1995",
+@experiment("noise-is-l2", deck="seed 000 (Gaussian noise on the inputs) / seed 004; Bishop 1995",
             claim="training with Gaussian input noise sigma equals ridge with lambda = sigma^2",
             minutes=0.3)  # fmt: skip
 def run(out: Path, quick: bool, seed: int) -> Finding:

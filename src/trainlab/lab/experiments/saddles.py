@@ -1,5 +1,5 @@
 """Saddle points and negative curvature along training (Dauphin et al. 2014, "Identifying and
-attacking the saddle point problem"; seed 001/003: in high dimension critical points of high
+attacking the saddle point problem"; seeds 000/003: in high dimension critical points of high
 loss are mostly saddles, and the fraction of negative Hessian eigenvalues shrinks as the loss
 falls): the full Hessian spectrum of a small MLP on digits at several points of training."""
 
@@ -47,7 +47,7 @@ def _data(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x[:n], data.y[:n]
 
 
-@experiment("saddles", deck="seed 001/003 (saddle points); Dauphin et al. 2014",
+@experiment("saddles", deck="seed 000 / 003 (saddle points); Dauphin et al. 2014",
             claim="negative curvature is common early in training and shrinks as the loss "
                   "falls", minutes=0.5)  # fmt: skip
 def run(out: Path, quick: bool, seed: int) -> Finding:
