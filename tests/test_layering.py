@@ -13,7 +13,9 @@ import pytest
 import trainlab
 
 PACKAGE = Path(trainlab.__file__).parent
-LIBRARY = ("data", "nn", "init", "optim", "schedules", "train", "diagnose", "landscape", "report")
+LIBRARY = (
+    "data", "nn", "init", "optim", "schedules", "train", "stack", "diagnose", "landscape", "report",
+)  # fmt: skip
 ROOT_LEAVES = ("durable", "names")
 APP = ("trainlab.run", "trainlab.study", "trainlab.cli")
 
