@@ -11,6 +11,7 @@ from trainlab.stack.hyper import (
     stacked_transform,
 )
 from trainlab.stack.model import StackedModel
+from trainlab.stack.widths import pad_mlp, plan_buckets, unpad
 
 __all__ = [
     "StackedModel",
@@ -23,4 +24,7 @@ __all__ = [
     "stacked_batches",
     "stacked_optimizer",
     "stacked_transform",
+    "pad_mlp",
+    "plan_buckets",
+    "unpad",
 ]
