@@ -23,6 +23,7 @@ from torch.func import vmap
 from trainlab.data import InMemoryLoader, TensorSplit
 from trainlab.stack.hyper import StackedOptimizer
 from trainlab.stack.model import StackedModel
+from trainlab.stack.relu_mlp import ReluMLPStep, is_plain_cross_entropy, relu_mlp_linears
 from trainlab.train.loop import count_correct
 from trainlab.train.losses import LossFn
 
@@ -103,6 +104,7 @@ def fit_stacked(
         raise ValueError(f"fit_stacked: {stack.k} models but {len(loaders)} loaders")
     check_loaders(loaders)
     run = StackedRun(histories=[[] for _ in range(stack.k)])
+    fast = fast_step(stack, loss_fn)
     step = 0
     for epoch in range(epochs):
         started = time.perf_counter()
@@ -114,7 +116,7 @@ def fit_stacked(
             group = optimizer.optimizer.param_groups[0]
             lr = group["lr"] if schedule is None else schedule(step)
             group["lr"] = optimizer.rate.value = lr
-            losses, hits = _step(stack, optimizer.optimizer, loss_fn, x, y, run, step)
+            losses, hits = _step(stack, optimizer.optimizer, loss_fn, x, y, run, step, fast)
             sums += losses.detach().double() * y.shape[1]
             correct += hits
             seen += y.shape[1]
@@ -136,21 +138,41 @@ def _step(
     y: Tensor,
     run: StackedRun,
     step: int,
+    fast: ReluMLPStep | None,
 ) -> tuple[Tensor, Tensor]:
     """One optimizer step of every model: per-model mean losses (K,), summed for one backward
-    (the models share nothing, so each gets its own gradient), and per-model correct counts."""
+    (the models share nothing, so each gets its own gradient), and per-model correct counts.
+    ``fast`` (ReLU MLPs under cross-entropy) computes the same gradients by hand."""
+    if fast is not None:
+        losses, hits = fast(x, y)
+        _note_diverged(stack, losses, run, step)
+        optimizer.step()
+        return losses, hits
     outputs = stack(x)
     losses = vmap(loss_fn)(outputs, y)
-    bad = ~torch.isfinite(losses.detach())
-    for k in bad.nonzero().flatten().tolist():
-        if k not in run.diverged:  # as `fit` would: stop before applying this step
-            run.diverged[k] = step + 1
-            run.last_good[k] = stack.state_of(k)
+    _note_diverged(stack, losses, run, step)
     optimizer.zero_grad(set_to_none=True)
     losses.sum().backward()
     optimizer.step()
     hits = vmap(count_correct)(outputs.detach(), y) if y.dtype == torch.int64 else None
     return losses, hits if hits is not None else torch.zeros(stack.k, dtype=torch.int64)
+
+
+def _note_diverged(stack: StackedModel, losses: Tensor, run: StackedRun, step: int) -> None:
+    """Models whose loss is non-finite stop here, as `fit` would stop before the step."""
+    bad = ~torch.isfinite(losses.detach())
+    for k in bad.nonzero().flatten().tolist():
+        if k not in run.diverged:  # as `fit` would: stop before applying this step
+            run.diverged[k] = step + 1
+            run.last_good[k] = stack.state_of(k)
+
+
+def fast_step(stack: StackedModel, loss_fn: LossFn) -> ReluMLPStep | None:
+    """The hand-written step (`trainlab.stack.relu_mlp`) where it applies, else None."""
+    linears = relu_mlp_linears(stack.template)
+    if linears is None or not is_plain_cross_entropy(loss_fn):
+        return None
+    return ReluMLPStep(stack, linears)
 
 
 @torch.no_grad()

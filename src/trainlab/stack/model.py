@@ -53,13 +53,14 @@ class StackedModel(nn.Module):
         self.base.train(mode)
         return self
 
-    def _state(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def named_state(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """The stacked parameters and buffers by the plain model's names."""
         params = dict(zip(self.names, self.stacked, strict=True))
         buffers = {n: getattr(self, f"b{i}") for i, n in enumerate(self.buffer_names)}
         return params, buffers
 
     def forward(self, x: Tensor, shared: bool = False) -> Tensor:
-        params, buffers = self._state()
+        params, buffers = self.named_state()
 
         def one(p: dict, b: dict, xb: Tensor) -> Tensor:
             return functional_call(self.base, (p, b), (xb,))
@@ -69,7 +70,7 @@ class StackedModel(nn.Module):
 
     def state_of(self, k: int) -> dict[str, Tensor]:
         """Model k's state dict (parameters and buffers), detached copies."""
-        params, buffers = self._state()
+        params, buffers = self.named_state()
         return {n: t[k].detach().clone() for n, t in {**params, **buffers}.items()}
 
     def unstack(self, k: int) -> nn.Module:
