@@ -89,7 +89,9 @@ class ReluMLPStep:
             d = torch.bmm(w.mT, d)
             if self.masks[j] is not None:
                 d = d * self.masks[j].unsqueeze(-1)
-            d = d.masked_fill_(a <= 0, 0.0)  # ReLU': the input of layer j is layer j-1's relu
+            # ReLU': the input of layer j is layer j-1's relu output. threshold_backward is what
+            # autograd runs for it; masked_fill_/where with a bool mask are 20-30x slower here.
+            d = torch.ops.aten.threshold_backward(d, a, 0.0)
 
 
 def _cross_entropy(z: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -103,12 +105,10 @@ def _cross_entropy(z: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     losses = (total.log() - picked).mean(-1).squeeze(1)
     dz = exp.div_(total)
     dz.scatter_add_(1, y.unsqueeze(1), torch.full_like(picked, -1.0))
-    correct = (z.argmax(1) == y).sum(-1)
+    correct = (z.mT.contiguous().argmax(-1) == y).sum(-1)  # strided argmax: 15x slower
     return losses, dz.div_(batch), correct
 
 
 def _set_grad(p: Tensor, g: Tensor) -> None:
-    if p.grad is None:
-        p.grad = g
-    else:
-        p.grad.copy_(g)
+    """``p.grad = g`` (a fresh tensor each step, as ``zero_grad(set_to_none=True)`` leaves)."""
+    p.grad = g
