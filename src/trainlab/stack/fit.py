@@ -63,20 +63,26 @@ def check_loaders(loaders: Sequence[InMemoryLoader]) -> None:
 def stacked_batches(loaders: Sequence[InMemoryLoader], epoch: int) -> list[tuple[Tensor, Tensor]]:
     """Epoch ``epoch``'s batches for every model, as (K, B, ...) inputs and (K, B) targets:
     batch b of model k is batch b of ``loaders[k].epoch(epoch)``. One gather when the loaders
-    share their split tensors (the usual case), one per model otherwise (bootstraps)."""
+    share their input tensor (the usual case; labels may differ per model, e.g. label noise),
+    one per model otherwise (bootstraps)."""
     first = loaders[0]
     size, count, n = first.batch_size_at(epoch), first.batches_in(epoch), len(first.split)
-    shared = all(ld.split.x is first.split.x and ld.split.y is first.split.y for ld in loaders)
+    shared_x = all(ld.split.x is first.split.x for ld in loaders)
+    shared_y = all(ld.split.y is first.split.y for ld in loaders)
+    ys = None if shared_y else torch.stack([ld.split.y for ld in loaders])
     orders = torch.stack([_order(ld, epoch, n) for ld in loaders])
     out = []
     for b in range(count):
         idx = orders[:, b * size : min((b + 1) * size, n)]
-        if shared:
-            out.append((first.split.x[idx], first.split.y[idx]))
-        else:
+        if not shared_x:
             xs = [ld.split.x[i] for ld, i in zip(loaders, idx, strict=True)]
-            ys = [ld.split.y[i] for ld, i in zip(loaders, idx, strict=True)]
-            out.append((torch.stack(xs), torch.stack(ys)))
+            out.append(
+                (torch.stack(xs), ys.gather(1, idx) if ys is not None else first.split.y[idx])
+            )
+        else:
+            out.append(
+                (first.split.x[idx], first.split.y[idx] if ys is None else ys.gather(1, idx))
+            )
     return out
 
 
