@@ -58,11 +58,16 @@ def test_independent_ensemble_accuracy_is_that_of_hand_averaged_probabilities(
     assert not torch.allclose(p0, p1)  # different seeds, different members
     hand_nll = -((p0 + p1) / 2).gather(1, y[:, None]).log().mean()
     assert saved["test_nll"] == pytest.approx(float(hand_nll), rel=1e-5)
-    # a half-finished ensemble (member 1 lost) resumes to the same numbers
+    # a half-finished ensemble (member 1 lost) resumes to the same numbers: member 1 is then
+    # retrained alone, not in the stack the first run used, so float32 rounding may differ
     (run / "ensemble.json").unlink()
     shutil.rmtree(run / "members" / "1")
     again = run_ensemble(recipe(tmp_path, members=2), run, quiet=True)
-    assert again.summary() == result.summary()
+    first, second = result.summary(), again.summary()
+    assert second["test_nll"] == pytest.approx(first["test_nll"], rel=1e-4)
+    for key in ("test_acc", "mean_member_acc"):  # a rounding may flip one prediction
+        assert second[key] == pytest.approx(first[key], abs=2 / len(y))
+    assert [m["name"] for m in second["members"]] == [m["name"] for m in first["members"]]
     # resuming a finished ensemble returns what it recorded, training nothing
     mtime = (run / "ensemble.json").stat().st_mtime_ns
     assert run_ensemble(recipe(tmp_path, members=2), run, quiet=True) == again

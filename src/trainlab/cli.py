@@ -499,7 +499,8 @@ def parser() -> argparse.ArgumentParser:
                    "(finished runs kept, unfinished ones resumed)")  # fmt: skip
     c.set_defaults(func=cmd_compare)
     lab = sub.add_parser("lab", add_help=False,
-                         help="the decks' claims measured: list | run NAME | all [--quick]; "
+                         help="the decks' claims measured: list | run NAME | all [--quick] | "
+                         "double-descent [--epochwise]; "
                          "activation-stats")  # fmt: skip
     lab.add_argument("lab_args", nargs=argparse.REMAINDER)
     lab.set_defaults(func=cmd_lab)

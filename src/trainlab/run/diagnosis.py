@@ -25,7 +25,7 @@ from trainlab.run.config import RecipeError
 from trainlab.run.experiment import Experiment
 from trainlab.train.metrics_log import append_jsonl, read_jsonl
 
-__all__ = ["VERDICTS_FILE", "RunDiagnosis", "make_probes", "repair_finished"]
+__all__ = ["VERDICTS_FILE", "RunDiagnosis", "make_probes", "repair_finished", "write_verdicts"]
 
 VERDICTS_FILE = "verdicts.json"
 
@@ -115,11 +115,17 @@ class RunDiagnosis:
     def finish(self, run_dir: Path, console: Console | None = None) -> list[Verdict]:
         """Save probes.json, verdicts.json and (if the recipe asks) report.html; print the
         verdicts on ``console``."""
-        summary = self.save_probes(run_dir)
-        verdicts = find_verdicts(read_jsonl(run_dir / "metrics.jsonl"), summary)
-        write_json(run_dir / VERDICTS_FILE, [v.as_dict() for v in verdicts], indent=2, default=str)
-        if console is not None:
-            console.print(format_verdicts(verdicts), markup=False, highlight=False)
-        if self.write_html:
-            write_report(run_dir)
-        return verdicts
+        return write_verdicts(run_dir, self.save_probes(run_dir), self.write_html, console)
+
+
+def write_verdicts(run_dir: Path, probes: dict[str, Any] | None, report: bool,
+                   console: Console | None = None) -> list[Verdict]:  # fmt: skip
+    """verdicts.json from metrics.jsonl (and the probes' summary, if any), printed on
+    ``console``, and report.html if ``report``."""
+    verdicts = find_verdicts(read_jsonl(run_dir / "metrics.jsonl"), probes)
+    write_json(run_dir / VERDICTS_FILE, [v.as_dict() for v in verdicts], indent=2, default=str)
+    if console is not None:
+        console.print(format_verdicts(verdicts), markup=False, highlight=False)
+    if report:
+        write_report(run_dir)
+    return verdicts

@@ -292,7 +292,7 @@ def _train(
                 seed=exp.recipe.seed, adversary=exp.adversary,
             )  # fmt: skip
         diagnosis.log_watch(run_dir)
-        result = _finish(exp, run_dir, position)
+        result = finish_run(exp, run_dir, position)
         result.verdicts = diagnosis.finish(run_dir)
     return result
 
@@ -336,7 +336,7 @@ def _stopped_runs(run_dir: Path, on_stop: Callable[[BaseException], None]) -> It
         ) from None
 
 
-def _finish(exp: Experiment, run_dir: Path, position: Position) -> RunResult:
+def finish_run(exp: Experiment, run_dir: Path, position: Position) -> RunResult:
     """The one evaluation on the test split, the curves PNG and result.json (the last file of
     the training: a run with a readable result.json has finished)."""
     crash_point("final-evaluation")  # test hook: a kill during the one test evaluation

@@ -32,6 +32,7 @@ from trainlab.run.config import (
     read_yaml_mapping,
 )
 from trainlab.run.runner import RunResult, new_run_dir, resume_run, train_recipe
+from trainlab.run.stacked import train_stacked
 
 
 class SharpnessSpec(BaseModel):
@@ -140,8 +141,9 @@ def compare(
     study.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, variant_recipes in recipes.items():
+        results = _stacked_seeds(name, variant_recipes, study, console)
         for recipe in variant_recipes:
-            result = _run(recipe, study / recipe.name)
+            result = results.get(recipe.name) or _run(recipe, study / recipe.name)
             row = Row(name, recipe.seed, result.test_acc, result.test_loss,
                       result.metrics.get("train_acc"), result.train_seconds,
                       _top_eigenvalue(spec.sharpness, result.run_dir))  # fmt: skip
@@ -155,6 +157,19 @@ def compare(
         _planes(spec.surface, {name: study / rs[0].name for name, rs in recipes.items()}, study)
         console.print(f"loss planes side by side: {study / 'planes.png'}")
     return study, rows
+
+
+def _stacked_seeds(
+    name: str, recipes: list[Recipe], study: Path, console: Console
+) -> dict[str, RunResult]:
+    """A variant's seeds trained at once as one stack (`trainlab.run.stacked`) when none has
+    started and the variant allows it, by run name; else {} after one line saying why not."""
+    dirs = [study / r.name for r in recipes]
+    if len(recipes) < 2 or any(d.exists() for d in dirs):
+        return {}
+    say = lambda line: console.print(f"{name:<10} seeds {line}", markup=False)  # noqa: E731
+    results = train_stacked(recipes, dirs, say=say)
+    return {} if results is None else {r.name: res for r, res in zip(recipes, results, strict=True)}
 
 
 def _run(recipe: Recipe, run_dir: Path) -> RunResult:

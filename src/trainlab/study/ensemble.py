@@ -27,6 +27,7 @@ from trainlab.run.config import Recipe, RecipeError, dump_recipe, load_recipe, v
 from trainlab.run.evaluation import FINAL_WEIGHTS
 from trainlab.run.experiment import build
 from trainlab.run.runner import new_run_dir, resume_run, train_recipe
+from trainlab.run.stacked import train_stacked
 from trainlab.study.compare import preflight
 from trainlab.train.ensembles import combine, member_probabilities
 
@@ -92,6 +93,9 @@ def run_ensemble(
     preflight({"0": [member_recipe(recipe, 0)]}, "member")  # fails before any member trains
     run_dir = run_dir or new_run_dir(recipe)
     write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
+    stacked = _stacked_members(recipe, run_dir, console)
+    if stacked is not None:
+        return _measure(recipe, run_dir, *stacked)
     models, test, names = [], None, []
     for k in range(ens.members):
         console.print(f"member {k + 1}/{ens.members}")
@@ -104,6 +108,26 @@ def run_ensemble(
         names.append({"name": f"member{k}", "run_dir": str(member_dir)})
     assert test is not None
     return _measure(recipe, run_dir, names, models, test)
+
+
+def _stacked_members(
+    recipe: Recipe, run_dir: Path, console: Console
+) -> tuple[list[dict[str, Any]], list[nn.Module], TensorSplit] | None:
+    """All members trained at once as one stack (`trainlab.run.stacked`) when none has started
+    and the recipe allows it; else None after one line saying why not."""
+    assert recipe.ensemble is not None
+    count = recipe.ensemble.members
+    dirs = [run_dir / "members" / str(k) for k in range(count)]
+    if any(d.exists() for d in dirs):
+        return None  # resuming: members continue one by one from their own files
+    say = lambda line: console.print(f"ensemble members {line}", markup=False)  # noqa: E731
+    results = train_stacked([member_recipe(recipe, k) for k in range(count)], dirs, say=say)
+    if results is None:
+        return None
+    names = [{"name": f"member{k}", "run_dir": str(d)} for k, d in enumerate(dirs)]
+    experiments = [r.experiment for r in results]
+    assert all(e is not None for e in experiments)
+    return names, [e.model for e in experiments], experiments[0].test
 
 
 def _train_member(
