@@ -183,7 +183,7 @@ def _stats(values: np.ndarray) -> tuple[float, float]:
 
 
 def _curve_figure(summary: dict[float, dict], path: Path) -> Path:
-    fig = Figure(figsize=(5.2 * len(summary), 3.8))
+    fig = Figure(figsize=(5.2 * len(summary), 3.8), layout="constrained")
     FigureCanvasAgg(fig)
     for i, (noise, s) in enumerate(summary.items()):
         ax = fig.add_subplot(1, len(summary), i + 1)
@@ -195,6 +195,8 @@ def _curve_figure(summary: dict[float, dict], path: Path) -> Path:
             ax.fill_between(widths, mean - std, mean + std, color=color, alpha=0.2)
         if s["threshold"] is not None:
             ax.axvline(s["threshold"], color="k", ls="--", lw=1, label="interpolation threshold")
+        if s["rises"]:
+            ax.plot(s["peak_width"], s["peak"][0] * 100, "k^", ms=8, label="peak")
         ax.set(xscale="log", xlabel="hidden width h (MLP 40-h-h-10)", ylabel="error (%)",
                title=f"{noise:.0%} label noise")  # fmt: skip
         ax.legend(fontsize=7)
@@ -204,7 +206,7 @@ def _curve_figure(summary: dict[float, dict], path: Path) -> Path:
 def _epochwise_figure(s: dict, epochs: int, path: Path) -> Path:
     """Width x epoch heat map of mean test error, and test error vs epoch near the threshold
     (Nakkiran et al. 2019, Figure 2 style)."""
-    fig = Figure(figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
     FigureCanvasAgg(fig)
     grid = np.array([r["curves"].mean(0) for r in s["rows"]]) * 100
     widths = [r["width"] for r in s["rows"]]
