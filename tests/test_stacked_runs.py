@@ -115,3 +115,31 @@ def test_compare_stacks_each_variants_seeds_where_it_can(tmp_path: Path, capsys)
     assert "sgd        seeds stacked: 2 runs" in err
     assert "sam        seeds trained one by one: not stackable: SAM" in err
     assert len(rows) == 4 and all(r.test_acc is not None for r in rows)
+
+
+def test_compare_stacks_an_lr_sweep_across_variants(tmp_path: Path, capsys) -> None:
+    (tmp_path / "base.yaml").write_text(
+        "name: base\ndata: {name: digits, batch_size: 64}\nmodel: {name: mlp, widths: [16]}\n"
+        "optimizer: {name: sgd, lr: 0.1, momentum: 0.9}\n"
+        "train: {epochs: 1, threads: 1, early_stopping: null}\n"
+    )
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(
+        "name: lrs\nseeds: [0, 1]\nrecipe: base.yaml\n"
+        "variants:\n  slow: {optimizer.lr: 0.01}\n  fast: {optimizer.lr: 0.1}\n"
+    )
+    spec, recipes = load_compare_spec(spec_file)
+    _, rows = compare(spec, recipes, tmp_path, Console(stderr=True, width=200))
+    assert "all variants stacked: 4 runs" in capsys.readouterr().err
+    assert [(r.variant, r.seed) for r in rows] == [("slow", 0), ("slow", 1), ("fast", 0),
+                                                    ("fast", 1)]  # fmt: skip
+    assert len({r.test_acc for r in rows}) > 1
+
+
+def test_a_section_set_in_one_recipe_and_absent_in_another_is_a_difference(
+    tmp_path: Path,
+) -> None:
+    plain = _recipe(tmp_path, 0)
+    sam = _recipe(tmp_path, 1, optimizer__sam={"policy": "sam", "rho": 0.05})
+    assert "differ in optimizer.sam" in (recipe_refusal([plain, sam]) or "")
+    assert "differ in optimizer.sam" in (recipe_refusal([sam, plain]) or "")

@@ -47,8 +47,10 @@ def recipe_refusal(recipes: list[Recipe]) -> str | None:
     """Why these recipes cannot share a stack, read from the recipes alone (one line), or
     None. Checked before anything is built."""
     flat = [_flat(r.model_dump(mode="json")) for r in recipes]
-    differ = sorted(k for k in flat[0] if k not in FREE and any(f.get(k) != flat[0][k]
-                                                               for f in flat[1:]))  # fmt: skip
+    keys = set().union(*flat)  # a section set in one recipe and null in another differs too
+    missing = object()
+    differ = sorted(k for k in keys if k not in FREE and any(
+        f.get(k, missing) != flat[0].get(k, missing) for f in flat[1:]))  # fmt: skip
     if differ:
         return f"the runs differ in {differ[0]} (a stack shares all but {', '.join(FREE)})"
     r = recipes[0]

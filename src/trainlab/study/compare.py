@@ -32,7 +32,7 @@ from trainlab.run.config import (
     read_yaml_mapping,
 )
 from trainlab.run.runner import RunResult, new_run_dir, resume_run, train_recipe
-from trainlab.run.stacked import train_stacked
+from trainlab.run.stacked import recipe_refusal, train_stacked
 
 
 class SharpnessSpec(BaseModel):
@@ -140,8 +140,9 @@ def compare(
         study = new_run_dir(Recipe(name=spec.name, runs_dir=str(runs_dir)))
     study.mkdir(parents=True, exist_ok=True)
     rows = []
+    together = _stacked_variants(recipes, study, console)
     for name, variant_recipes in recipes.items():
-        results = _stacked_seeds(name, variant_recipes, study, console)
+        results = together or _stacked_seeds(name, variant_recipes, study, console)
         for recipe in variant_recipes:
             result = results.get(recipe.name) or _run(recipe, study / recipe.name)
             row = Row(name, recipe.seed, result.test_acc, result.test_loss,
@@ -157,6 +158,21 @@ def compare(
         _planes(spec.surface, {name: study / rs[0].name for name, rs in recipes.items()}, study)
         console.print(f"loss planes side by side: {study / 'planes.png'}")
     return study, rows
+
+
+def _stacked_variants(
+    recipes: dict[str, list[Recipe]], study: Path, console: Console
+) -> dict[str, RunResult]:
+    """Every variant and seed in one stack when the variants differ only in what a stack lets
+    differ (seed, lr, weight decay: an lr sweep), by run name; else {} (silently: the
+    variants then try their own stacks)."""
+    everything = [r for rs in recipes.values() for r in rs]
+    dirs = [study / r.name for r in everything]
+    if len(recipes) < 2 or any(d.exists() for d in dirs) or recipe_refusal(everything):
+        return {}
+    say = lambda line: console.print(f"all variants {line}", markup=False)  # noqa: E731
+    results = train_stacked(everything, dirs, say=say)
+    return {} if results is None else {r.name: x for r, x in zip(everything, results, strict=True)}
 
 
 def _stacked_seeds(
