@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from trainlab import optim
 from trainlab.durable import write_json, write_text
 from trainlab.run.config import Recipe, dump_recipe
@@ -82,6 +84,9 @@ def experiment_refusal(exps: list[Experiment]) -> str | None:
     found = [why for bad, why in reasons if bad]
     if found:
         return f"not stackable: {found[0]}"
+    same = all(torch.equal(x.val.x, e.val.x) and torch.equal(x.val.y, e.val.y) for x in exps)
+    if not same:
+        return "not stackable: the runs' validation splits differ"
     try:
         check_loaders([x.loader for x in exps])
     except ValueError as err:
