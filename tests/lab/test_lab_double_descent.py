@@ -49,3 +49,16 @@ def test_width_grid_has_the_asked_number_of_distinct_widths() -> None:
     grid = width_grid(24)
     assert len(grid) >= 24 and grid[0] == 2 and grid[-1] == 400
     assert list(grid) == sorted(set(grid))
+
+
+def test_the_command_takes_the_sweeps_options(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from trainlab.cli import main
+
+    out = tmp_path / "dd"
+    assert main(["lab", "double-descent", "--quick", "--noise", "0.2", "--out", str(out)]) == 0
+    record = json.loads((out / "double-descent" / "finding.json").read_text())
+    assert "20% noise: threshold" in record["numbers"] and len(record["figures"]) == 1
+    assert "lab book:" in capsys.readouterr().out
+    assert main(["lab", "double-descent", "--noise", "1.5", "--out", str(out)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--noise must be in [0, 1]" in err[0]
