@@ -154,14 +154,14 @@ def _signal_before_finish(monkeypatch, times: int) -> None:
 
     import trainlab.run.runner as runner
 
-    real = runner._finish
+    real = runner.finish_run
 
     def finish(*args):
         for _ in range(times):
             os.kill(os.getpid(), signal.SIGINT)
         return real(*args)
 
-    monkeypatch.setattr(runner, "_finish", finish)
+    monkeypatch.setattr(runner, "finish_run", finish)
 
 
 def test_ctrl_c_after_the_last_step_finishes_the_run_and_exits_0(
