@@ -170,7 +170,7 @@ def _stacked_variants(
     dirs = [study / r.name for r in everything]
     if len(recipes) < 2 or any(d.exists() for d in dirs) or recipe_refusal(everything):
         return {}
-    say = lambda line: console.print(f"all variants {line}", markup=False)  # noqa: E731
+    say = lambda line: console.print(f"all variants {line}", markup=False, soft_wrap=True)  # noqa: E731
     results = train_stacked(everything, dirs, say=say)
     return {} if results is None else {r.name: x for r, x in zip(everything, results, strict=True)}
 
@@ -183,7 +183,7 @@ def _stacked_seeds(
     dirs = [study / r.name for r in recipes]
     if len(recipes) < 2 or any(d.exists() for d in dirs):
         return {}
-    say = lambda line: console.print(f"{name:<10} seeds {line}", markup=False)  # noqa: E731
+    say = lambda line: console.print(f"{name:<10} seeds {line}", markup=False, soft_wrap=True)  # noqa: E731
     results = train_stacked(recipes, dirs, say=say)
     return {} if results is None else {r.name: res for r, res in zip(recipes, results, strict=True)}
 

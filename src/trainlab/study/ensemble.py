@@ -120,7 +120,7 @@ def _stacked_members(
     dirs = [run_dir / "members" / str(k) for k in range(count)]
     if any(d.exists() for d in dirs):
         return None  # resuming: members continue one by one from their own files
-    say = lambda line: console.print(f"ensemble members {line}", markup=False)  # noqa: E731
+    say = lambda line: console.print(f"ensemble members {line}", markup=False, soft_wrap=True)  # noqa: E731
     results = train_stacked([member_recipe(recipe, k) for k in range(count)], dirs, say=say)
     if results is None:
         return None
