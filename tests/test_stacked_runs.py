@@ -97,20 +97,21 @@ def test_an_ensemble_trains_its_members_stacked_and_says_so(tmp_path: Path, caps
         assert (Path(result.run_dir) / "members" / str(k) / "result.json").is_file()
 
 
-def test_compare_stacks_each_variants_seeds_where_it_can(tmp_path: Path, capsys) -> None:
+def _compare(tmp_path: Path, variants: str) -> list:
+    """A two-seed comparison of ``variants`` (YAML lines) on a small digits MLP."""
     (tmp_path / "base.yaml").write_text(
         "name: base\ndata: {name: digits, batch_size: 64}\nmodel: {name: mlp, widths: [16]}\n"
         "optimizer: {name: sgd, lr: 0.1, momentum: 0.9}\n"
         "train: {epochs: 1, threads: 1, early_stopping: null}\n"
     )
     spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(
-        "name: cmp\nseeds: [0, 1]\nrecipe: base.yaml\n"
-        "variants:\n  sgd: {}\n  sam: {optimizer.sam: {policy: sam, rho: 0.05}}\n"
-    )
+    spec_file.write_text(f"name: cmp\nseeds: [0, 1]\nrecipe: base.yaml\nvariants:\n{variants}")
     spec, recipes = load_compare_spec(spec_file)
-    console = Console(stderr=True, width=200)
-    _, rows = compare(spec, recipes, tmp_path, console)
+    return compare(spec, recipes, tmp_path, Console(stderr=True, width=200))[1]
+
+
+def test_compare_stacks_each_variants_seeds_where_it_can(tmp_path: Path, capsys) -> None:
+    rows = _compare(tmp_path, "  sgd: {}\n  sam: {optimizer.sam: {policy: sam, rho: 0.05}}\n")
     err = capsys.readouterr().err
     assert "sgd        seeds stacked: 2 runs" in err
     assert "sam        seeds trained one by one: not stackable: SAM" in err
@@ -118,18 +119,7 @@ def test_compare_stacks_each_variants_seeds_where_it_can(tmp_path: Path, capsys)
 
 
 def test_compare_stacks_an_lr_sweep_across_variants(tmp_path: Path, capsys) -> None:
-    (tmp_path / "base.yaml").write_text(
-        "name: base\ndata: {name: digits, batch_size: 64}\nmodel: {name: mlp, widths: [16]}\n"
-        "optimizer: {name: sgd, lr: 0.1, momentum: 0.9}\n"
-        "train: {epochs: 1, threads: 1, early_stopping: null}\n"
-    )
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(
-        "name: lrs\nseeds: [0, 1]\nrecipe: base.yaml\n"
-        "variants:\n  slow: {optimizer.lr: 0.01}\n  fast: {optimizer.lr: 0.1}\n"
-    )
-    spec, recipes = load_compare_spec(spec_file)
-    _, rows = compare(spec, recipes, tmp_path, Console(stderr=True, width=200))
+    rows = _compare(tmp_path, "  slow: {optimizer.lr: 0.01}\n  fast: {optimizer.lr: 0.1}\n")
     assert "all variants stacked: 4 runs" in capsys.readouterr().err
     assert [(r.variant, r.seed) for r in rows] == [("slow", 0), ("slow", 1), ("fast", 0),
                                                     ("fast", 1)]  # fmt: skip
