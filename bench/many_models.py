@@ -17,13 +17,10 @@ Run: .venv/bin/python bench/many_models.py [--full] [--steps N]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
 import time
-from pathlib import Path
 
 import torch
+from _machine import cpu_line, matmul_gflops
 from torch import nn
 
 from trainlab import optim
@@ -34,16 +31,6 @@ from trainlab.train import fit, get_loss
 
 MODELS, BATCH, LR, MOMENTUM = 64, 100, 0.01, 0.9
 SEQUENTIAL_SAMPLE = 8
-
-
-def cpu_line() -> str:
-    """lscpu's model name and whether the CPU has native bf16 (the figures depend on it)."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines()
-                  if ln.startswith("model name")), platform.processor() or "unknown")  # fmt: skip
-    flags = next((ln for ln in info.splitlines() if ln.startswith("flags")), "")
-    bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
-    return f"{model}; avx512_bf16/amx_bf16: {'yes' if bf16 else 'no'}; {os.cpu_count()} CPUs"
 
 
 def mnist1d(dtype: torch.dtype) -> TensorSplit:
@@ -81,17 +68,6 @@ def timed(fn, *args) -> float:  # noqa: ANN001
     started = time.perf_counter()
     fn(*args)
     return time.perf_counter() - started
-
-
-def matmul_gflops() -> float:
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    times = []
-    for _ in range(10):
-        started = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - started)
-    return 2 * 2048**3 / statistics.median(times) / 1e9
 
 
 def exactness(data: TensorSplit) -> float:

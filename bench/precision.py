@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from _machine import cpu_line, matmul_gflops
 from torch.utils.flop_counter import FlopCounterMode
 
 from trainlab.run.bundled import recipe_file
@@ -29,16 +30,6 @@ from trainlab.run.config import load_recipe
 from trainlab.run.experiment import build
 
 BATCH, WARMUP = 128, 3
-
-
-def cpu_line() -> str:
-    """lscpu's model name and whether the CPU has native bf16."""
-    info = open("/proc/cpuinfo").read()  # noqa: SIM115 - Linux only, read once
-    model = next(ln.split(":", 1)[1].strip() for ln in info.splitlines()
-                 if ln.startswith("model name"))  # fmt: skip
-    flags = next(ln for ln in info.splitlines() if ln.startswith("flags"))
-    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags.split()]
-    return f"{model}; native bf16 flags: {', '.join(native) or 'none'}"
 
 
 def model_of(name: str | None) -> torch.nn.Module:
@@ -73,17 +64,6 @@ def timed(step: Callable, x: torch.Tensor, y: torch.Tensor, reps: int) -> tuple[
         step(x, y)
         times.append(time.perf_counter() - started)
     return first, statistics.median(times)
-
-
-def matmul_gflops() -> float:
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    a @ b
-    times = []
-    for _ in range(10):
-        started = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - started)
-    return 2 * 2048**3 / statistics.median(times) / 1e9
 
 
 def step_flops(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
