@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 from trainlab.data import DATASETS, DataNotFoundError, UnknownDatasetError, dataset_info
 from trainlab.run.config import Recipe, RecipeError, dump_recipe, load_recipe
+from trainlab.run.distributed import from_main
 from trainlab.run.evaluation import describe_metrics
 from trainlab.run.runner import (
     RunResult,
@@ -28,6 +29,7 @@ from trainlab.run.runner import (
     resume_run,
     train_recipe,
 )
+from trainlab.train.world import SINGLE, World
 
 
 def _recipe_path(name: str | None) -> Path | None:
@@ -43,6 +45,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(dump_recipe(_train_recipe_of(args)), end="")
         return 0
+    if args.nproc is not None:
+        return _launch(args)
+    from trainlab.run.distributed import join_world
+
+    world = join_world()  # a torchrun worker: join its ranks; else a single process
+    if world.distributed:
+        return _train_worker(args, world, err)
     ensemble = _ensemble_recipe(args)
     if ensemble is not None:
         return _train_ensemble(ensemble, args, err)
@@ -52,6 +61,60 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         result = _train_or_resume(_train_recipe_of(args), args.run_dir, quiet, err)
     with interrupt_on_signals():  # the run is done: a Ctrl-C while printing changes nothing
+        return _print_result(result, args.json)
+
+
+def _launch(args: argparse.Namespace) -> int:
+    """`--nproc N`: check the recipe, make the run directory, start N workers (torchrun)."""
+    from trainlab.run.launch import launch_local
+    from trainlab.run.runner import new_run_dir
+
+    if args.nproc < 1:
+        raise RecipeError(f"--nproc: {args.nproc}; expected a number of processes >= 1")
+    recipe = _train_recipe_of(args)
+    if _ensemble_recipe(args) is not None:
+        raise RecipeError("--nproc: ensembles train as one process each; drop --nproc")
+    if args.resume:
+        run_dir, where = Path(args.resume), ["--resume", args.resume]
+    else:
+        run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(recipe)
+        where = [
+            "--run-dir",
+            str(run_dir),
+            *(["--runs-dir", args.runs_dir] if args.runs_dir else []),
+        ]
+        where += [a for s in args.set for a in ("--set", s)]
+        where = [*([args.recipe] if args.recipe else []), *where]
+    flags = [f for f, on in (("--quiet", args.quiet), ("--json", args.json)) if on]
+    return launch_local([*where, *flags], args.nproc, run_dir)
+
+
+def _train_worker(args: argparse.Namespace, world: World, err: Console) -> int:
+    """One rank of a data-parallel run: train (or resume) with the others; rank 0 prints
+    the result and the lines of a stopped run, the other ranks only exit with its code."""
+    import torch.distributed as dist
+
+    from trainlab.run.distributed import leave_world
+
+    quiet = args.quiet or args.json or not world.main
+    try:
+        if args.resume:
+            result = resume_run(Path(args.resume), quiet=quiet, console=err, world=world)
+        else:
+            result = _train_or_resume(_train_recipe_of(args), args.run_dir, quiet, err, world)
+    except (RecipeError, RunStopped) as error:
+        if world.main:
+            raise
+        return getattr(error, "exit_code", 1)
+    except dist.DistBackendError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"error: rank {world.rank}: lost the other processes ({first})", file=sys.stderr)
+        return 1
+    finally:
+        leave_world(world)
+    if not world.main:
+        return 0
+    with interrupt_on_signals():
         return _print_result(result, args.json)
 
 
@@ -86,22 +149,32 @@ def _train_recipe_of(args: argparse.Namespace) -> Recipe:
     return load_recipe(_recipe_path(args.recipe), sets)
 
 
-def _train_or_resume(recipe: Recipe, run_dir: str | None, quiet: bool, err: Console) -> RunResult:
+def _train_or_resume(
+    recipe: Recipe, run_dir: str | None, quiet: bool, err: Console, world: World = SINGLE
+) -> RunResult:
     """Train `recipe` in a new run directory, or in `run_dir`: started there if it is new,
-    resumed (or its recorded result shown) if it already holds this recipe's run."""
+    resumed (or its recorded result shown) if it already holds this recipe's run (rank 0
+    decides for every rank of a data-parallel run)."""
     if run_dir is None:
-        return train_recipe(recipe, quiet=quiet, console=err)
+        return train_recipe(recipe, quiet=quiet, console=err, world=world)
     path = Path(run_dir)
+    if from_main(world, lambda: _holds_run(path, recipe)):
+        return resume_run(path, quiet=quiet, console=err, world=world)
+    return train_recipe(recipe, quiet=quiet, console=err, run_dir=path, world=world)
+
+
+def _holds_run(path: Path, recipe: Recipe) -> bool:
+    """Whether `path` holds a run of `recipe` (a run of another recipe is one error line)."""
     if path.exists() and not path.is_dir():
         raise RecipeError(f"--run-dir {path}: a file, expected a directory")
     if not (path / "recipe.yaml").is_file():
-        return train_recipe(recipe, quiet=quiet, console=err, run_dir=path)
+        return False
     if load_recipe(path / "recipe.yaml") != recipe:
         raise RecipeError(
             f"--run-dir {path} holds a run of another recipe; expected the same recipe "
             "(or --resume to continue it, or a new directory)"
         )
-    return resume_run(path, quiet=quiet, console=err)
+    return True
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -467,6 +540,10 @@ def parser() -> argparse.ArgumentParser:
                    help="print the resolved recipe (YAML, every default) and exit")  # fmt: skip
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="data parallel: train in N local processes (torchrun, gloo on CPU); "
+                   "data.batch_size is the global batch. Many machines: run `torchrun ... -m "
+                   "trainlab.cli train` on each (README)")  # fmt: skip
     t.set_defaults(func=cmd_train)
     ru = sub.add_parser("runs", help="list runs, newest first: status, epochs, accuracy")
     ru.add_argument("dir", nargs="?", default="runs", help="folder of runs (default: runs)")

@@ -30,6 +30,14 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (int(words[0]) << 31) ^ int(words[1])
 
 
+def share_of(n: int, rank: int, size: int) -> slice:
+    """Rank `rank`'s contiguous share of n rows split over `size` ranks (`numpy.array_split`:
+    the first n % size ranks take one row more)."""
+    base, extra = divmod(n, size)
+    lo = rank * base + min(rank, extra)
+    return slice(lo, lo + base + (rank < extra))
+
+
 def _numpy_view(tensor: torch.Tensor) -> np.ndarray | None:
     """A numpy array sharing `tensor`'s memory, or None off-CPU or for dtypes numpy lacks."""
     if tensor.device.type != "cpu":
@@ -53,6 +61,11 @@ class InMemoryLoader:
     batch size is multiplied by `grow_factor` (capped at the split's size), so epochs get fewer,
     larger batches; `batch_size_at`, `batches_in` and `total_steps` give the per-epoch sizes.
     `len(loader)` is the number of batches of epoch 0.
+
+    Data parallelism: with ``part=(rank, size)`` every rank draws the same permutation and
+    batches and yields only its `share_of` each batch (DistributedSampler's contract, sliced
+    per batch rather than per epoch, so the ranks together see exactly the single-process
+    batches); `batch_size` stays the global batch.
     """
 
     def __init__(
@@ -65,6 +78,7 @@ class InMemoryLoader:
         drop_last: bool = False,
         grow_at: tuple[int, ...] = (),
         grow_factor: int = 1,
+        part: tuple[int, int] = (0, 1),
     ) -> None:
         n = len(split)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int):
@@ -82,6 +96,9 @@ class InMemoryLoader:
                 f"{grow_factor} at {list(grow_at)}"
             )
         self.grow_at, self.grow_factor = tuple(sorted(grow_at)), grow_factor
+        if not 0 <= part[0] < part[1]:
+            raise ValueError(f"part must be (rank, size) with 0 <= rank < size, got {part}")
+        self.part = part
         self._next_epoch = 0
         x_np, y_np = _numpy_view(split.x), _numpy_view(split.y)
         self._numpy = (x_np, y_np) if x_np is not None and y_np is not None else None
@@ -126,6 +143,9 @@ class InMemoryLoader:
         x, y = self.split.x, self.split.y
         for b in range(start, count):
             lo, hi = b * size, min((b + 1) * size, len(self.split))
+            if self.part[1] > 1:
+                mine = share_of(hi - lo, *self.part)
+                lo, hi = lo + mine.start, lo + mine.stop
             if order is None:
                 yield x[lo:hi], y[lo:hi]
             else:

@@ -221,6 +221,8 @@ def _make_optimizer(
             base = optim.lookahead(base, k=cfg.lookahead.k, alpha=cfg.lookahead.alpha)
     if cfg.sam is not None:
         policy = optim.get_policy(cfg.sam.policy, **cfg.sam.kwargs())
+        if cfg.sam.sync_ascent:
+            policy = policy._replace(sync_first=True)
         params = None if isinstance(base, torch.optim.Optimizer) else list(model.parameters())
         max_norm = cfg.clip.norm if cfg.clip is not None else None
         return optim.SAM(params, base, policy, model=model, max_grad_norm=max_norm)

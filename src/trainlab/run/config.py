@@ -231,6 +231,9 @@ class SamConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     policy: str = "sam"
+    # Data parallel: all-reduce the ascent pass's gradient too (the perturbation of the global
+    # batch, as one process takes it) instead of each process's own (m-sharpness; the default)
+    sync_ascent: bool = False
 
     @field_validator("policy")
     @classmethod
@@ -238,8 +241,8 @@ class SamConfig(BaseModel):
         return _known("SAM policy", v, POLICIES)
 
     def kwargs(self) -> dict[str, Any]:
-        """Every field except `policy`."""
-        return {k: v for k, v in self.model_dump().items() if k != "policy"}
+        """The policy's arguments: every field except `policy` and `sync_ascent`."""
+        return {k: v for k, v in self.model_dump().items() if k not in ("policy", "sync_ascent")}
 
 
 class LookaheadConfig(_Strict):
@@ -419,6 +422,8 @@ class TrainConfig(_Strict):
     log_every: Annotated[int, Field(ge=1)] = 50
     channels_last: bool = True
     threads: Annotated[int, Field(ge=1)] | None = None  # torch intra-op threads; None: torch's
+    sync_batchnorm: bool = False  # data parallel: BatchNorm over the global batch (GPUs only)
+    dtype: Literal["float32", "float64"] = "float32"  # weights and inputs; float64 to verify
     ema_decay: Annotated[float, Field(ge=0, lt=1)] | None = None  # also evaluate EMA weights
     tta: list[Literal["hflip", "vflip", "shift"]] = Field(default_factory=list)  # test-time views
     swa: SwaConfig | None = None  # also evaluate the SWA / Polyak average of the weights

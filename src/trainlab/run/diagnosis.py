@@ -25,7 +25,14 @@ from trainlab.run.config import RecipeError
 from trainlab.run.experiment import Experiment
 from trainlab.train.metrics_log import append_jsonl, read_jsonl
 
-__all__ = ["VERDICTS_FILE", "RunDiagnosis", "make_probes", "repair_finished", "write_verdicts"]
+__all__ = [
+    "VERDICTS_FILE",
+    "RunDiagnosis",
+    "Unwatched",
+    "make_probes",
+    "repair_finished",
+    "write_verdicts",
+]
 
 VERDICTS_FILE = "verdicts.json"
 
@@ -129,3 +136,26 @@ def write_verdicts(run_dir: Path, probes: dict[str, Any] | None, report: bool,
     if report:
         write_report(run_dir)
     return verdicts
+
+
+class Unwatched:
+    """The diagnosis of a data-parallel rank other than 0: rank 0 watches the run and writes
+    its files; this one does nothing (same methods as `RunDiagnosis`)."""
+
+    probes = None
+    callbacks: list[Any] = []
+
+    def resume(self, run_dir: Path, step: int, warn: Callable[[str], None] = print) -> None:
+        pass
+
+    def save_probes(self, run_dir: Path) -> dict[str, Any] | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def log_watch(self, run_dir: Path) -> None:
+        pass
+
+    def finish(self, run_dir: Path, console: Console | None = None) -> list[Verdict]:
+        return []

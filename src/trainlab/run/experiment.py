@@ -137,6 +137,8 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
         )
     notes: dict[str, Any] = {"data_source": bundle.source}
     train, val, test, fitted = prepare_extra(recipe, train, val, test, bundle.num_classes, notes)
+    dtype = getattr(torch, recipe.train.dtype)
+    train, val, test = (_as_dtype(s, dtype) for s in (train, val, test))
     notes["data_fingerprint"] = data_fingerprint(train, val, test)
     growth = data.batch_growth
     loader = InMemoryLoader(
@@ -144,8 +146,9 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
         grow_at=tuple(growth.epochs) if growth else (), grow_factor=growth.factor if growth else 1,
     )  # fmt: skip
     num_outputs = bundle.num_classes or int(train.y.shape[-1])
-    lsuv_batch = train.x[: recipe.init.lsuv_batch] if recipe.init is not None else None
+    lsuv_batch = train.x[: recipe.init.lsuv_batch].float() if recipe.init is not None else None
     model, rng_state = seeded_model(recipe, tuple(train.x.shape[1:]), num_outputs, lsuv_batch)
+    model = model.to(dtype)
     if recipe.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     total = loader.total_steps(recipe.train.epochs)
@@ -195,6 +198,13 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
         build_penalty(recipe, model), ema, swa, snapshots, InputTransform(norm, fitted),
         rng_state, build_adversary(recipe, model, loss_fn),
     )  # fmt: skip
+
+
+def _as_dtype(split: TensorSplit, dtype: torch.dtype) -> TensorSplit:
+    """`split` with floating inputs (and regression targets) in `dtype` (`train.dtype`)."""
+    x = split.x.to(dtype) if split.x.is_floating_point() else split.x
+    y = split.y.to(dtype) if split.y.is_floating_point() else split.y
+    return TensorSplit(x, y)
 
 
 def build_adversary(recipe: Recipe, model: nn.Module, loss_fn: LossFn) -> Adversary | None:

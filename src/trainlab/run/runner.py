@@ -20,7 +20,17 @@ from trainlab.diagnose.verdicts import Verdict
 from trainlab.durable import crash_point, read_json, write_json, write_text
 from trainlab.report import plot_curves
 from trainlab.run.config import Recipe, RecipeError, dump_recipe, load_recipe
-from trainlab.run.diagnosis import RunDiagnosis, repair_finished
+from trainlab.run.diagnosis import RunDiagnosis, Unwatched, repair_finished
+from trainlab.run.distributed import (
+    check_world,
+    data_parallel,
+    from_main,
+    gather_rng,
+    restore_world,
+    seed_rank,
+    shard,
+    world_entry,
+)
 from trainlab.run.evaluation import final_metrics, save_final_weights
 from trainlab.run.experiment import Experiment, build
 from trainlab.run.run_list import mark_done, mark_running
@@ -43,9 +53,11 @@ from trainlab.train.metrics_log import (
     truncate_to,
 )
 from trainlab.train.progress import ProgressBar
+from trainlab.train.world import SINGLE, World
 
 RESULT_FILE = "result.json"
 METRICS_LINES = "metrics_lines"  # checkpoint entry: whole lines of metrics.jsonl at that step
+WORLD_ENTRY = "world"  # checkpoint entry of a data-parallel run: its size and every rank's RNG
 
 
 class RunStopped(RuntimeError):
@@ -120,18 +132,29 @@ def train_recipe(
     quiet: bool = False,
     console: Console | None = None,
     run_dir: Path | None = None,
+    world: World = SINGLE,
 ) -> RunResult:
-    """Build everything, create the run directory and train from the start."""
+    """Build everything, create the run directory and train from the start. Across
+    data-parallel ranks (`world`, see `trainlab.run.distributed`) every rank calls this; rank
+    0 makes the run directory and writes its files."""
     with run_torch_state(recipe):
         exp = build(recipe)
-        diagnosis = RunDiagnosis(exp)  # a bad probe layer name fails before the run directory
-        run_dir = run_dir or new_run_dir(recipe)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
-        write_json(run_dir / "data.json", exp.notes)
+        check_world(exp, world)
+        # a bad probe layer name fails before the run directory
+        diagnosis = RunDiagnosis(exp) if world.main else Unwatched()
+        run_dir = from_main(world, lambda: _made(run_dir or new_run_dir(recipe)))
+        if world.main:
+            write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
+            write_json(run_dir / "data.json", exp.notes)
         if exp.rng_state is not None:  # dropout continues from the seeded initialization
             torch.set_rng_state(exp.rng_state)
-        return _train(exp, run_dir, Position(), quiet, console, diagnosis)
+        seed_rank(world, recipe)
+        return _train(exp, run_dir, Position(), quiet, console, diagnosis, world)
+
+
+def _made(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @contextmanager
@@ -155,6 +178,7 @@ def resume_run(
     quiet: bool = False,
     console: Console | None = None,
     warn: Callable[[str], None] | None = None,
+    world: World = SINGLE,
 ) -> RunResult:
     """Continue the run in `run_dir` from its last usable checkpoint (same recipe, same seed).
 
@@ -162,24 +186,33 @@ def resume_run(
     back (`RunResult.recorded`), with verdicts.json and report.html rebuilt if missing. What
     a kill can damage is repaired with one `warn` line each: a damaged newest checkpoint
     falls back to the one before it, damaged probes restart, and with no usable checkpoint
-    the run starts over."""
+    the run starts over. Across data-parallel ranks rank 0 reads the run directory and sends
+    the others the recipe and checkpoint; the world size must be the one the run had."""
     warn = warn or _warn
-    if not (run_dir / "recipe.yaml").is_file():
-        raise RecipeError(f"--resume {run_dir}: not a run directory (no recipe.yaml)")
-    recipe = load_recipe(run_dir / "recipe.yaml")
-    recorded = recorded_result(run_dir, warn)
+    recipe, recorded = from_main(world, lambda: _read_run(run_dir, warn))
     if recorded is not None:
-        recorded.verdicts = repair_finished(run_dir, recipe.diagnose.report, warn)
+        if world.main:
+            recorded.verdicts = repair_finished(run_dir, recipe.diagnose.report, warn)
         return recorded
     with run_torch_state(recipe):
         exp = build(recipe)
-        diagnosis = RunDiagnosis(exp)
-        write_json(run_dir / "data.json", exp.notes)  # a kill may have come before it
+        check_world(exp, world)
+        diagnosis = RunDiagnosis(exp) if world.main else Unwatched()
+        if world.main:
+            write_json(run_dir / "data.json", exp.notes)  # a kill may have come before it
         if exp.rng_state is not None:  # as a fresh run, if there is no checkpoint to restore
             torch.set_rng_state(exp.rng_state)
-        position = _restore_latest(exp, run_dir, warn)
+        seed_rank(world, recipe)
+        position = _restore_latest(exp, run_dir, warn, world)
         diagnosis.resume(run_dir, position.step, warn)
-        return _train(exp, run_dir, position, quiet, console, diagnosis)
+        return _train(exp, run_dir, position, quiet, console, diagnosis, world)
+
+
+def _read_run(run_dir: Path, warn: Callable[[str], None]) -> tuple[Recipe, RunResult | None]:
+    """The recipe of the run in `run_dir`, and its recorded result if it has finished."""
+    if not (run_dir / "recipe.yaml").is_file():
+        raise RecipeError(f"--resume {run_dir}: not a run directory (no recipe.yaml)")
+    return load_recipe(run_dir / "recipe.yaml"), recorded_result(run_dir, warn)
 
 
 def _warn(line: str) -> None:
@@ -187,20 +220,26 @@ def _warn(line: str) -> None:
     print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
-def _restore_latest(exp: Experiment, run_dir: Path, warn: Callable[[str], None]) -> Position:
+def _restore_latest(
+    exp: Experiment, run_dir: Path, warn: Callable[[str], None], world: World = SINGLE
+) -> Position:
     """Load the newest usable checkpoint into the experiment and cut metrics.jsonl back to
     what it had then; with none, start over (saying so if there was anything to lose)."""
     metrics = run_dir / "metrics.jsonl"
-    ckpt = usable_checkpoint(run_dir / "checkpoints", warn)
+    ckpt = from_main(world, lambda: usable_checkpoint(run_dir / "checkpoints", warn))
     if ckpt is None:
-        if count_lines(metrics) > 0:
+        if world.main and count_lines(metrics) > 0:
             warn(f"{run_dir}: no usable checkpoint; starting the run over")
-        truncate_to(metrics, 0)
+        if world.main:
+            truncate_to(metrics, 0)
         return Position()
     position, extra = restore(ckpt, exp.model, exp.optimizer)
+    restore_world(world, extra.get(WORLD_ENTRY), str(run_dir))
     for name, component in exp.stateful.items():
         if name in extra:  # checkpoints from before a component existed lack its state
             component.load_state_dict(extra[name])
+    if not world.main:
+        return position
     lines = extra.get(METRICS_LINES)
     if lines is None:  # a checkpoint from before line counts were saved
         truncate_after(metrics, position.step)
@@ -237,15 +276,76 @@ def _train(
     position: Position,
     quiet: bool,
     console: Console | None,
-    diagnosis: RunDiagnosis,
+    diagnosis: RunDiagnosis | Unwatched,
+    world: World = SINGLE,
 ) -> RunResult:
     cfg = exp.recipe.train
-    metrics = run_dir / "metrics.jsonl"
-    log = MetricsLog(metrics, cfg.log_every)
-    callbacks: list = [log]
+    main = world.main
+    shard(exp, world)
+    net = data_parallel(exp, world)
+    log = MetricsLog(run_dir / "metrics.jsonl", cfg.log_every) if main else None
+    callbacks = _callbacks(exp, run_dir, diagnosis, log)
+    bar = None if quiet or not main else ProgressBar(cfg.epochs, console)
+    if bar is not None:
+        callbacks.append(bar)
+
+    def checkpoint(pos: Position) -> None:
+        rng = gather_rng(world)  # a collective: every rank comes here at the same steps
+        if not main:
+            return
+        # probes first: rows past the checkpoint are dropped on resume, missing ones are lost
+        diagnosis.save_probes(run_dir)
+        extra = {name: component.state_dict() for name, component in exp.stateful.items()}
+        extra[METRICS_LINES] = log.sync() if log is not None else 0
+        if world.distributed:
+            extra[WORLD_ENTRY] = world_entry(world, rng)
+        keep = exp.recipe.train.keep_checkpoints
+        save_checkpoint(run_dir / "checkpoints", exp.model, exp.optimizer, pos, extra, keep)
+
+    def on_stop(err: BaseException) -> None:
+        if isinstance(err, NonFiniteLossError) and main:
+            line = {"kind": "nonfinite", "step": err.step, "value": str(err.value)}
+            append_jsonl(run_dir / "metrics.jsonl", line)
+            diagnosis.log_watch(run_dir)
+        diagnosis.close()
+        diagnosis.finish(run_dir, console=None if quiet else console)
+
+    # The handlers stay on through the final evaluation and files: a Ctrl-C (or SIGTERM) that
+    # comes after the last step lets the run finish its files and exit 0; a second one stops.
+    with interrupt_on_signals() as interrupt, _running(run_dir, main):
+        with (
+            _stopped_runs(run_dir, on_stop),
+            _closing(bar),
+            _closing(diagnosis),
+            _closing(log),
+        ):
+            position = fit(
+                net, exp.loader, exp.optimizer, exp.loss_fn, epochs=cfg.epochs,
+                schedule=exp.schedule, val=exp.val, callbacks=callbacks, position=position,
+                checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
+                checkpoint_every_steps=cfg.checkpoint_every_steps, interrupt=interrupt,
+                eval_batch_size=exp.recipe.data.eval_batch_size,
+                channels_last=cfg.channels_last, penalty=exp.penalty, augment=exp.augment,
+                seed=exp.recipe.seed, adversary=exp.adversary, world=world,
+            )  # fmt: skip
+        diagnosis.log_watch(run_dir)
+        result = finish_run(exp, run_dir, position, world)
+        result.verdicts = diagnosis.finish(run_dir)
+    return result
+
+
+def _callbacks(
+    exp: Experiment,
+    run_dir: Path,
+    diagnosis: RunDiagnosis | Unwatched,
+    log: MetricsLog | None,
+) -> list:
+    """The run's callbacks: the metrics log, the recipe's (plateau, early stopping, averages:
+    on every rank, as they steer training), the diagnosis and TensorBoard (rank 0 only)."""
+    callbacks: list = [] if log is None else [log]
     callbacks.extend(exp.callbacks)
     callbacks.extend(diagnosis.callbacks)
-    if cfg.tensorboard:
+    if exp.recipe.train.tensorboard and log is not None:
         from trainlab.train.tensorboard import TensorBoardLogger
 
         board = TensorBoardLogger(run_dir / "tensorboard", model=exp.model,
@@ -254,52 +354,15 @@ def _train(
         callbacks.append(board)
         if diagnosis.probes is not None:
             diagnosis.probes.listeners.append(board.log_probe_row)
-    bar = None if quiet else ProgressBar(cfg.epochs, console)
-    if bar is not None:
-        callbacks.append(bar)
-
-    def checkpoint(pos: Position) -> None:
-        # probes first: rows past the checkpoint are dropped on resume, missing ones are lost
-        diagnosis.save_probes(run_dir)
-        extra = {name: component.state_dict() for name, component in exp.stateful.items()}
-        extra[METRICS_LINES] = log.sync()
-        keep = exp.recipe.train.keep_checkpoints
-        save_checkpoint(run_dir / "checkpoints", exp.model, exp.optimizer, pos, extra, keep)
-
-    def on_stop(err: BaseException) -> None:
-        if isinstance(err, NonFiniteLossError):
-            append_jsonl(metrics, {"kind": "nonfinite", "step": err.step, "value": str(err.value)})
-            diagnosis.log_watch(run_dir)
-        diagnosis.close()
-        diagnosis.finish(run_dir, console=None if quiet else console)
-
-    # The handlers stay on through the final evaluation and files: a Ctrl-C (or SIGTERM) that
-    # comes after the last step lets the run finish its files and exit 0; a second one stops.
-    with interrupt_on_signals() as interrupt, _running(run_dir):
-        with (
-            _stopped_runs(run_dir, on_stop),
-            _closing(bar),
-            _closing(diagnosis),
-            _closing(log),
-        ):
-            position = fit(
-                exp.model, exp.loader, exp.optimizer, exp.loss_fn, epochs=cfg.epochs,
-                schedule=exp.schedule, val=exp.val, callbacks=callbacks, position=position,
-                checkpoint=checkpoint, checkpoint_every=cfg.checkpoint_every,
-                checkpoint_every_steps=cfg.checkpoint_every_steps, interrupt=interrupt,
-                eval_batch_size=exp.recipe.data.eval_batch_size,
-                channels_last=cfg.channels_last, penalty=exp.penalty, augment=exp.augment,
-                seed=exp.recipe.seed, adversary=exp.adversary,
-            )  # fmt: skip
-        diagnosis.log_watch(run_dir)
-        result = finish_run(exp, run_dir, position)
-        result.verdicts = diagnosis.finish(run_dir)
-    return result
+    return callbacks
 
 
 @contextmanager
-def _running(run_dir: Path) -> Iterator[None]:
+def _running(run_dir: Path, main: bool = True) -> Iterator[None]:
     """A RUNNING marker in `run_dir` while this process trains there (`trainlab runs`)."""
+    if not main:
+        yield
+        return
     mark_running(run_dir)
     try:
         yield
@@ -336,14 +399,20 @@ def _stopped_runs(run_dir: Path, on_stop: Callable[[BaseException], None]) -> It
         ) from None
 
 
-def finish_run(exp: Experiment, run_dir: Path, position: Position) -> RunResult:
+def finish_run(
+    exp: Experiment, run_dir: Path, position: Position, world: World = SINGLE
+) -> RunResult:
     """The one evaluation on the test split, the curves PNG and result.json (the last file of
-    the training: a run with a readable result.json has finished)."""
+    the training: a run with a readable result.json has finished). Across data-parallel ranks
+    all share the test evaluation; rank 0 measures the rest and writes the files."""
     crash_point("final-evaluation")  # test hook: a kill during the one test evaluation
     test_loss, test_acc = evaluate(
         exp.model, exp.test, exp.loss_fn, exp.recipe.data.eval_batch_size,
-        exp.recipe.train.channels_last, tuple(exp.recipe.train.tta),
+        exp.recipe.train.channels_last, tuple(exp.recipe.train.tta), world,
     )  # fmt: skip
+    if not world.main:
+        return RunResult(run_dir, test_loss, test_acc, position.seconds, position.epoch,
+                         position.history, experiment=exp)  # fmt: skip
     result = RunResult(
         run_dir, test_loss, test_acc, position.seconds, position.epoch, position.history,
         final_metrics(exp), exp,

@@ -10,12 +10,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from trainlab.data import InMemoryLoader, TensorSplit
 from trainlab.train.callbacks import STOP, Callback
 from trainlab.train.loop import Adversary, Schedule, epoch_steps, evaluate
 from trainlab.train.losses import LossFn
 from trainlab.train.records import EpochRecord, Position
+from trainlab.train.world import SINGLE, StepSync, World
 
 
 class Interrupted(KeyboardInterrupt):
@@ -56,6 +58,7 @@ def fit(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     seed: int = 0,
     adversary: Adversary | None = None,
+    world: World = SINGLE,
 ) -> Position:
     """Train for `epochs` epochs (continuing from `position` if given) and return where it ends.
 
@@ -70,8 +73,14 @@ def fit(
     (e.g. by a Ctrl-C handler) a checkpoint is written after the current step and
     `Interrupted` is raised. A callback returning STOP from `on_epoch_end` ends training.
     Dropout draws from the global torch RNG; its state is restored when `fit` returns, so
-    training leaves a caller's random numbers as they were."""
+    training leaves a caller's random numbers as they were.
+
+    Data parallel (`world` of torchrun's ranks; `model` wrapped in DistributedDataParallel and
+    `loader` giving this rank's part of each batch): the records, the validation and the stop
+    on `interrupt` are the whole run's, the same on every rank (`trainlab.train.world`);
+    `checkpoint` is called on every rank at the same steps."""
     pos = position or Position()
+    sync = StepSync(world, interrupt) if world.distributed else None
     for cb in callbacks:
         cb.on_fit_start(loader.total_steps(epochs), pos.step)
     while pos.epoch < epochs:
@@ -79,7 +88,7 @@ def fit(
         steps = epoch_steps(
             model, loader, optimizer, loss_fn, schedule, epoch=pos.epoch,
             start_batch=pos.batch, start_step=pos.step, channels_last=channels_last,
-            penalty=penalty, augment=augment, seed=seed, adversary=adversary,
+            penalty=penalty, augment=augment, seed=seed, adversary=adversary, sync=sync,
         )  # fmt: skip
         lr = optimizer.param_groups[0]["lr"] if schedule is None else schedule(max(pos.step - 1, 0))
         for rec in steps:
@@ -90,14 +99,15 @@ def fit(
             pos.seen, pos.batch, pos.step, lr = pos.seen + rec.size, rec.batch + 1, rec.step, rec.lr
             for cb in callbacks:
                 cb.on_step_end(rec)
-            stop_now = interrupt is not None and interrupt.is_set()
+            stop_now = interrupt is not None and interrupt.is_set() if sync is None else sync.stop
             if checkpoint and (stop_now or _due(pos.step, checkpoint_every_steps)):
                 started = _add_seconds(pos, started)
                 checkpoint(pos)
             if stop_now:
                 raise Interrupted(f"interrupted at step {pos.step}")
         _add_seconds(pos, started)
-        record = _end_epoch(pos, model, val, loss_fn, lr, eval_batch_size, channels_last, loader)
+        record = _end_epoch(pos, model, val, loss_fn, lr, eval_batch_size, channels_last, loader,
+                            world)  # fmt: skip
         pos.history.append(record.as_dict())
         pos.epoch, pos.batch, pos.loss_sum, pos.correct, pos.seen = pos.epoch + 1, 0, 0.0, 0, 0
         signals = [cb.on_epoch_end(record) for cb in callbacks]
@@ -130,12 +140,15 @@ def _end_epoch(
     eval_batch_size: int,
     channels_last: bool,
     loader: InMemoryLoader,
+    world: World,
 ) -> EpochRecord:
     seen = max(pos.seen, 1)
     classify = loader.split.y.dtype == torch.int64 and loader.split.y.dim() == 1
     val_loss, val_acc = None, None
     if val is not None and len(val) > 0:
-        val_loss, val_acc = evaluate(model, val, loss_fn, eval_batch_size, channels_last)
+        inner = model.module if isinstance(model, DistributedDataParallel) else model
+        val_loss, val_acc = evaluate(inner, val, loss_fn, eval_batch_size, channels_last,
+                                     world=world)  # fmt: skip
     epoch_seconds = pos.seconds - sum(h["seconds"] for h in pos.history)
     return EpochRecord(
         epoch=pos.epoch + 1,

@@ -12,6 +12,7 @@ from torch import nn
 from trainlab.data import InMemoryLoader, TensorSplit
 from trainlab.train.losses import LossFn
 from trainlab.train.records import StepRecord
+from trainlab.train.world import SINGLE, StepSync, World, all_sum, share_buffers
 
 Schedule = Callable[[int], float]
 
@@ -79,6 +80,7 @@ def epoch_steps(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     seed: int = 0,
     adversary: Adversary | None = None,
+    sync: StepSync | None = None,
 ) -> Iterator[StepRecord]:
     """Run the steps of one epoch from `start_batch`, yielding a record after each.
 
@@ -86,7 +88,8 @@ def epoch_steps(
     `schedule(t)` times its `lr_scales` ratio (no schedule: the groups' rates are left alone,
     the record shows group 0's); the batch goes through `augment` with a generator seeded from
     (seed, t), then through `adversary` (e.g. adversarial examples mixed in, with labels) with
-    another. A non-finite
+    another. With `sync` (data-parallel ranks, `trainlab.train.world`) the records hold the
+    global batch's loss, correct count and size. A non-finite
     loss raises NonFiniteLossError before backward, so the parameters stay at the last good
     values."""
     model.train()
@@ -105,11 +108,12 @@ def epoch_steps(
             x, y = adversary(x, y, torch.Generator().manual_seed(seed * 1_000_033 + step))
         try:
             x = _as_input(x, channels_last)
-            value, correct = train_step(model, optimizer, loss_fn, x, y, penalty)
+            value, correct = train_step(model, optimizer, loss_fn, x, y, penalty, sync)
         except NonFiniteLossError as err:
             raise NonFiniteLossError(err.value, step + 1, epoch, batch) from None
         step += 1
-        yield StepRecord(epoch, batch, step, value, correct, len(y), lr)
+        size = len(y) if sync is None else sync.total
+        yield StepRecord(epoch, batch, step, value, correct, size, lr)
 
 
 def train_step(
@@ -119,23 +123,32 @@ def train_step(
     x: torch.Tensor,
     y: torch.Tensor,
     penalty: Callable[[], torch.Tensor] | None = None,
+    sync: StepSync | None = None,
 ) -> tuple[float, int]:
     """One `optimizer.step(closure)` on the objective loss + penalty(); returns the data loss
     and the number of correct predictions at the weights before the step. The closure form
     serves one-pass optimizers and two-pass ones (SAM and its variants call it twice) alike.
     A non-finite loss on the first evaluation raises NonFiniteLossError before backward, so
-    no step is applied."""
-    first: list[tuple[float, int]] = []
+    no step is applied. With `sync` the loss and count are the global batch's (every rank sees
+    the same, so all stop together on a NaN) and this rank's loss is weighted by its share of
+    the batch (`StepSync.reduce`)."""
+    first: list[tuple[float, int, float]] = []
 
     def closure() -> torch.Tensor:
         outputs = model(x)
         loss = loss_fn(outputs, y)
         if not first:
-            value = loss.item()  # one host read per step: the NaN check and the running sums
+            correct = int(count_correct(outputs.detach(), y))
+            if sync is None:  # one host read per step: the NaN check and the running sums
+                value, weight = loss.item(), 1.0
+            else:
+                value, correct, _, weight = sync.reduce(loss, correct, len(y))
             if not math.isfinite(value):
                 raise NonFiniteLossError(value)
-            first.append((value, int(count_correct(outputs.detach(), y))))
-        objective = loss if penalty is None else loss + penalty()
+            first.append((value, correct, weight))
+        weight = first[0][2]
+        objective = loss if weight == 1.0 else loss * weight
+        objective = objective if penalty is None else objective + penalty()
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         return loss
@@ -143,7 +156,7 @@ def train_step(
     if getattr(optimizer, "needs_batch", False):  # second-order steps (trainlab.optim.Newton)
         optimizer.set_batch(loss_fn, x, y)  # type: ignore[attr-defined]
     optimizer.step(closure)
-    return first[0]
+    return first[0][0], first[0][1]
 
 
 def shifted(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -190,22 +203,31 @@ def evaluate(
     batch_size: int = 1000,
     channels_last: bool = False,
     tta: tuple[str, ...] = (),
+    world: World = SINGLE,
 ) -> tuple[float, float | None]:
     """(mean loss, accuracy or None for regression) over `split`, in eval mode, no gradients,
     optionally with test-time flips (`predict_logits`; classification only).
-    The model's train/eval mode is restored afterwards."""
+    The model's train/eval mode is restored afterwards. Across data-parallel ranks (`world`)
+    each rank scores its slice with rank 0's buffers and the sums are added
+    (`trainlab.train.world`): every rank gets the whole split's figures."""
     unknown = [n for n in tta if n not in TTA_VIEWS]
     if unknown:
         raise ValueError(f"tta: unknown {unknown[0]!r}; expected some of {sorted(TTA_VIEWS)}")
     was_training = model.training
     model.eval()
+    share_buffers(world, model)
+    part = world.slice(len(split))
+    xs, ys = split.x[part], split.y[part]
     loss_sum, correct = 0.0, 0
-    for lo in range(0, len(split), batch_size):
-        x, y = split.x[lo : lo + batch_size], split.y[lo : lo + batch_size]
+    for lo in range(0, len(ys), batch_size):
+        x, y = xs[lo : lo + batch_size], ys[lo : lo + batch_size]
         outputs = predict_logits(model, _as_input(x, channels_last), tta)
         loss_sum += loss_fn(outputs, y).item() * len(y)
         correct += int(count_correct(outputs, y))
     model.train(was_training)
+    if world.distributed:
+        sums = all_sum(world, torch.tensor([loss_sum, float(correct)], dtype=torch.float64))
+        loss_sum, correct = float(sums[0]), int(sums[1])
     n = max(len(split), 1)
     accuracy = correct / n if split.y.dtype == torch.int64 and split.y.dim() == 1 else None
     return loss_sum / n, accuracy
