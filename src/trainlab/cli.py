@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -91,7 +92,18 @@ def _launch(args: argparse.Namespace) -> int:
 
 def _train_worker(args: argparse.Namespace, world: World, err: Console) -> int:
     """One rank of a data-parallel run: train (or resume) with the others; rank 0 prints
-    the result and the lines of a stopped run, the other ranks only exit with its code."""
+    the result and the lines of a stopped run, the other ranks only exit with its code.
+
+    The process ends with ``os._exit`` once its output is flushed: at interpreter teardown a
+    gloo worker thread may still be joinable, and its destructor aborts the process
+    ("terminate called without an active exception", about 1 run in 15 here)."""
+    code = _worker_code(args, world, err)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _worker_code(args: argparse.Namespace, world: World, err: Console) -> int:
     import torch.distributed as dist
 
     from trainlab.run.distributed import leave_world
@@ -102,16 +114,15 @@ def _train_worker(args: argparse.Namespace, world: World, err: Console) -> int:
             result = resume_run(Path(args.resume), quiet=quiet, console=err, world=world)
         else:
             result = _train_or_resume(_train_recipe_of(args), args.run_dir, quiet, err, world)
-    except (RecipeError, RunStopped) as error:
-        if world.main:
-            raise
-        return getattr(error, "exit_code", 1)
+        leave_world(world)
+    except (RecipeError, RunStopped, DataNotFoundError, UnknownDatasetError) as error:
+        if not world.main:
+            return getattr(error, "exit_code", 1)
+        return _error_code(error)
     except dist.DistBackendError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"error: rank {world.rank}: lost the other processes ({first})", file=sys.stderr)
         return 1
-    finally:
-        leave_world(world)
     if not world.main:
         return 0
     with interrupt_on_signals():
@@ -684,16 +695,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (RecipeError, DataNotFoundError, UnknownDatasetError) as err:
-        print(f"error: {printable(str(err))}", file=sys.stderr)
-        return 1
-    except RunStopped as err:
-        print(f"stopped: {err}", file=sys.stderr)
-        return err.exit_code
+    except (RecipeError, DataNotFoundError, UnknownDatasetError, RunStopped) as err:
+        return _error_code(err)
     except KeyboardInterrupt:  # a second Ctrl-C: stop now; the last checkpoint is kept
         print("stopped: interrupted (the last checkpoint is kept; --resume continues)",
               file=sys.stderr)  # fmt: skip
         return 130
+
+
+def _error_code(err: Exception) -> int:
+    """Print the one line of a bad input or a stopped run; return its exit code."""
+    if isinstance(err, RunStopped):
+        print(f"stopped: {err}", file=sys.stderr)
+        return err.exit_code
+    print(f"error: {printable(str(err))}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -53,7 +53,10 @@ def join_world() -> World:
 
 
 def leave_world(world: World) -> None:
+    """Leave the process group once no rank has a collective left: a barrier first, since a
+    rank tearing gloo down while another still talks to it can abort the process."""
     if world.distributed and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

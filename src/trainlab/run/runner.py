@@ -26,6 +26,7 @@ from trainlab.run.distributed import (
     data_parallel,
     from_main,
     gather_rng,
+    leave_world,
     restore_world,
     seed_rank,
     shard,
@@ -410,6 +411,7 @@ def finish_run(
         exp.model, exp.test, exp.loss_fn, exp.recipe.data.eval_batch_size,
         exp.recipe.train.channels_last, tuple(exp.recipe.train.tta), world,
     )  # fmt: skip
+    leave_world(world)  # the last collective: rank 0 measures the rest alone
     if not world.main:
         return RunResult(run_dir, test_loss, test_acc, position.seconds, position.epoch,
                          position.history, experiment=exp)  # fmt: skip
