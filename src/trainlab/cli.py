@@ -67,6 +67,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _launch(args: argparse.Namespace) -> int:
     """`--nproc N`: check the recipe, make the run directory, start N workers (torchrun)."""
+    from trainlab.run.distributed import check_batch
     from trainlab.run.launch import launch_local
     from trainlab.run.runner import new_run_dir
 
@@ -75,6 +76,7 @@ def _launch(args: argparse.Namespace) -> int:
     recipe = _train_recipe_of(args)
     if _ensemble_recipe(args) is not None:
         raise RecipeError("--nproc: ensembles train as one process each; drop --nproc")
+    check_batch(recipe, args.nproc)
     if args.resume:
         run_dir, where = Path(args.resume), ["--resume", args.resume]
     else:
@@ -104,9 +106,8 @@ def _train_worker(args: argparse.Namespace, world: World, err: Console) -> int:
 
 
 def _worker_code(args: argparse.Namespace, world: World, err: Console) -> int:
-    import torch.distributed as dist
-
     from trainlab.run.distributed import leave_world
+    from trainlab.run.launch import LAUNCHED
 
     quiet = args.quiet or args.json or not world.main
     try:
@@ -119,14 +120,28 @@ def _worker_code(args: argparse.Namespace, world: World, err: Console) -> int:
         if not world.main:
             return getattr(error, "exit_code", 1)
         return _error_code(error)
-    except dist.DistBackendError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"error: rank {world.rank}: lost the other processes ({first})", file=sys.stderr)
+    except RuntimeError as error:  # gloo raises RuntimeError when a peer's socket closes
+        if not _lost_peer(error):
+            raise
+        if LAUNCHED not in os.environ:  # under `--nproc` the launcher names the lost rank
+            first = str(error).strip().splitlines()[0].split("] ", 1)[-1].split(". This is")[0]
+            print(f"error: rank {world.rank}: lost contact with another process ({first})",
+                  file=sys.stderr)  # fmt: skip
         return 1
     if not world.main:
         return 0
     with interrupt_on_signals():
         return _print_result(result, args.json)
+
+
+def _lost_peer(error: RuntimeError) -> bool:
+    """Whether a collective failed because another rank went away (or timed out)."""
+    import torch.distributed as dist
+
+    text = str(error)
+    return isinstance(error, dist.DistError) or any(
+        mark in text for mark in ("gloo", "Connection reset", "Connection closed", "Timed out")
+    )
 
 
 def _print_result(result: RunResult, as_json: bool) -> int:

@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from trainlab.data import InMemoryLoader
 from trainlab.data.loader import epoch_seed
+from trainlab.durable import crash_point
 from trainlab.optim.second_order import SECOND_ORDER
 from trainlab.optim.sharpness import SAM
 from trainlab.run.config import Recipe, RecipeError
@@ -86,10 +87,8 @@ def check_world(exp: Experiment, world: World) -> None:
                               "(trainlab train --nproc N, or torchrun)")  # fmt: skip
         return
     recipe, n = exp.recipe, world.size
+    check_batch(recipe, n)
     batch = recipe.data.batch_size
-    if batch % n:
-        raise RecipeError(f"recipe field data.batch_size: {batch} does not divide over {n} "
-                          f"processes; expected a multiple of {n} (the global batch)")  # fmt: skip
     rows = len(exp.loader.split)
     last = rows % batch
     if last and last < n:
@@ -105,6 +104,15 @@ def check_world(exp: Experiment, world: World) -> None:
         raise RecipeError("recipe field train.sync_batchnorm: torch's SyncBatchNorm runs on "
                           "GPUs only; on CPU each process normalizes its share of the batch "
                           "(set it to false)")  # fmt: skip
+
+
+def check_batch(recipe: Recipe, processes: int) -> None:
+    """The global batch must split evenly over the processes (one RecipeError line)."""
+    batch = recipe.data.batch_size
+    if batch % processes:
+        raise RecipeError(f"recipe field data.batch_size: {batch} does not divide over "
+                          f"{processes} processes; expected a multiple of {processes} "
+                          "(data.batch_size is the global batch)")  # fmt: skip
 
 
 def shard(exp: Experiment, world: World) -> None:
@@ -144,6 +152,7 @@ def gather_rng(world: World) -> list[torch.Tensor] | None:
     them all so a resume with the same world size continues each rank's dropout exactly."""
     if not world.distributed:
         return None
+    crash_point(f"rank{world.rank}:checkpoint")  # test hook: kill one rank, deterministically
     states: list[Any] = [None] * world.size
     dist.all_gather_object(states, torch.get_rng_state())
     return states
@@ -169,6 +178,7 @@ def restore_world(world: World, saved: dict[str, Any] | None, where: str) -> Non
 
 __all__ = [
     "SINGLE",
+    "check_batch",
     "check_world",
     "data_parallel",
     "from_main",

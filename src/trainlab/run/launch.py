@@ -12,6 +12,7 @@ For many machines, run torchrun itself on each (the README shows it)::
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import uuid
@@ -21,6 +22,7 @@ from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 QUIET_LOGGERS = ("torch.distributed.elastic", "torch.distributed.launcher")
+LAUNCHED = "TRAINLAB_LAUNCHED"  # set for workers started here: the launcher reports failures
 SILENT_EXITS = {1, 2, 3, 130}  # rank 0 has printed its own line (bad input, NaN, interrupt)
 
 
@@ -34,17 +36,24 @@ def launch_local(worker_args: list[str], nproc: int, run_dir: Path) -> int:
     )  # fmt: skip
     for name in QUIET_LOGGERS:  # the launcher's own reports: one line below says what failed
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    os.environ[LAUNCHED] = "1"  # inherited by the workers
     try:
         elastic_launch(config, sys.executable)("-m", "trainlab.cli", "train", *worker_args)
     except ChildFailedError as err:
         return _report(err, nproc, run_dir)
+    finally:
+        os.environ.pop(LAUNCHED, None)
     return 0
 
 
 def _report(err: ChildFailedError, nproc: int, run_dir: Path) -> int:
-    """One line for the first worker that failed; its exit code (1 when killed by a signal)."""
-    first = min(err.failures.items(), key=lambda kv: kv[1].timestamp)
-    rank, failure = first
+    """One line for the worker that failed first (one killed by a signal other than the
+    launcher's own SIGTERM comes first: the others failed because it went away); its exit
+    code, 1 for a signal. Rank 0 stopping by itself (bad input, NaN, Ctrl-C) has printed its
+    own line: its code is passed on silently."""
+    failures = sorted(err.failures.items(), key=lambda kv: (_rank_of_blame(kv[1].exitcode),
+                                                             kv[1].timestamp))  # fmt: skip
+    rank, failure = failures[0]
     code = failure.exitcode
     if code in SILENT_EXITS and rank == 0:
         return code
@@ -53,3 +62,11 @@ def _report(err: ChildFailedError, nproc: int, run_dir: Path) -> int:
     print(f"error: rank {rank} {how}; the job stopped (the last checkpoint is kept). "
           f"Resume with: {resume}", file=sys.stderr, flush=True)  # fmt: skip
     return 1 if code <= 0 else code
+
+
+def _rank_of_blame(code: int) -> int:
+    """0 for a worker killed from outside, 1 for one that exited, 2 for the launcher's own
+    SIGTERM of the survivors."""
+    if code < 0:
+        return 2 if -code == signal.SIGTERM else 0
+    return 1
