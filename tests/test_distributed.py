@@ -106,9 +106,13 @@ def one_process(recipe: Path) -> dict[str, Path]:
 def test_two_processes_equal_one_process(
     recipe: Path, one_process: dict[str, Path], kind: str
 ) -> None:
-    sets = SAM_SYNC if kind == "sam" else []
+    sets = SAM_SYNC if kind == "sam" else ["--set", "train.threads=null"]
     two = _train(recipe, recipe.parent / f"two-{kind}", sets, 2)
     _assert_same_run(two, one_process[kind])
+    notes = json.loads((two / "data.json").read_text())["data_parallel"]
+    threads = 1 if kind == "sam" else max(1, len(os.sched_getaffinity(0)) // 2)  # cores / N
+    assert notes == {"processes": 2, "nodes": 1, "threads_per_process": threads,
+                     "backend": "gloo", "batch_per_process": 50}  # fmt: skip
     assert (two / "checkpoints" / "LATEST").read_text().strip() != ""
     assert (two / "report.html").is_file()
 

@@ -106,6 +106,23 @@ def check_world(exp: Experiment, world: World) -> None:
                           "(set it to false)")  # fmt: skip
 
 
+def world_notes(world: World, recipe: Recipe) -> dict[str, Any]:
+    """What data.json records about the processes (and the run log says in one line)."""
+    return {
+        "processes": world.size,
+        "nodes": world.size // world.local_size,
+        "threads_per_process": torch.get_num_threads(),
+        "backend": dist.get_backend() if dist.is_initialized() else None,
+        "batch_per_process": recipe.data.batch_size // world.size,
+    }
+
+
+def describe_world(notes: dict[str, Any]) -> str:
+    return (f"data parallel: {notes['processes']} processes on {notes['nodes']} node(s) x "
+            f"{notes['threads_per_process']} thread(s) ({notes['backend']}), "
+            f"{notes['batch_per_process']} examples each per step")  # fmt: skip
+
+
 def check_batch(recipe: Recipe, processes: int) -> None:
     """The global batch must split evenly over the processes (one RecipeError line)."""
     batch = recipe.data.batch_size
@@ -179,6 +196,8 @@ def restore_world(world: World, saved: dict[str, Any] | None, where: str) -> Non
 __all__ = [
     "SINGLE",
     "check_batch",
+    "describe_world",
+    "world_notes",
     "check_world",
     "data_parallel",
     "from_main",

@@ -24,6 +24,7 @@ from trainlab.run.diagnosis import RunDiagnosis, Unwatched, repair_finished
 from trainlab.run.distributed import (
     check_world,
     data_parallel,
+    describe_world,
     from_main,
     gather_rng,
     leave_world,
@@ -31,6 +32,7 @@ from trainlab.run.distributed import (
     seed_rank,
     shard,
     world_entry,
+    world_notes,
 )
 from trainlab.run.evaluation import final_metrics, save_final_weights
 from trainlab.run.experiment import Experiment, build
@@ -144,6 +146,11 @@ def train_recipe(
         # a bad probe layer name fails before the run directory
         diagnosis = RunDiagnosis(exp) if world.main else Unwatched()
         run_dir = from_main(world, lambda: _made(run_dir or new_run_dir(recipe)))
+        if world.distributed:
+            exp.notes["data_parallel"] = world_notes(world, recipe)
+            if world.main and not quiet:
+                line = describe_world(exp.notes["data_parallel"])
+                (console or Console(stderr=True)).print(line, soft_wrap=True, markup=False)
         if world.main:
             write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
             write_json(run_dir / "data.json", exp.notes)
@@ -199,6 +206,8 @@ def resume_run(
         exp = build(recipe)
         check_world(exp, world)
         diagnosis = RunDiagnosis(exp) if world.main else Unwatched()
+        if world.distributed:
+            exp.notes["data_parallel"] = world_notes(world, recipe)
         if world.main:
             write_json(run_dir / "data.json", exp.notes)  # a kill may have come before it
         if exp.rng_state is not None:  # as a fresh run, if there is no checkpoint to restore
