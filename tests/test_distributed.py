@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -277,3 +278,48 @@ def test_shards_make_up_each_global_batch() -> None:
             sizes = [len(s[1]) for s in shares]
             assert max(sizes) - min(sizes) <= 1
     assert [share_of(7, r, 3) for r in range(3)] == [slice(0, 3), slice(3, 5), slice(5, 7)]
+
+
+def _rank_pid(rank: int, run_dir: Path, deadline: float) -> int:
+    """The pid of the torchrun worker with RANK=`rank` training in `run_dir`."""
+    while time.monotonic() < deadline:
+        for proc in Path("/proc").iterdir():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+                env = (proc / "environ").read_bytes().split(b"\0")
+            except OSError:  # not a process, or gone
+                continue
+            if str(run_dir).encode() in cmd and f"RANK={rank}".encode() in env:
+                return int(proc.name)
+        time.sleep(0.05)
+    raise AssertionError(f"no rank {rank} worker appeared")
+
+
+def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(recipe: Path, tmp_path: Path) -> None:
+    """SIGINT to rank 1 alone: the stop flag rides on the step's all-reduce, so rank 0 stops
+    after the same step, the checkpoint of that step is written and the job exits 130 with
+    rank 0's one line (resume command included)."""
+    run_dir = tmp_path / "interrupted"
+    # 2000 epochs would take minutes: it is stopped long before
+    args = ["train", str(recipe), "--run-dir", str(run_dir), "--quiet", "--nproc", "2",
+            "--set", "train.epochs=2000"]  # fmt: skip
+    job = subprocess.Popen(  # noqa: S603 - a fixed argument list
+        [sys.executable, "-m", "trainlab.cli", *args], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        victim = _rank_pid(1, run_dir, deadline)
+        while not (run_dir / "checkpoints" / "LATEST").is_file():
+            assert time.monotonic() < deadline and job.poll() is None, "no checkpoint"
+            time.sleep(0.05)
+        os.kill(victim, signal.SIGINT)
+        _, err = job.communicate(timeout=120)
+    finally:
+        job.kill()
+    assert job.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("stopped: interrupted at step "), err
+    step = int(lines[0].split("interrupted at step ")[1].split(";")[0])
+    assert lines[0].endswith(f"--resume {run_dir} --nproc 2")
+    assert (run_dir / "checkpoints" / "LATEST").read_text().strip() == f"step-{step:09d}"

@@ -18,6 +18,7 @@ import sys
 import uuid
 from pathlib import Path
 
+from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -34,29 +35,40 @@ def launch_local(worker_args: list[str], nproc: int, run_dir: Path) -> int:
         rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0,
         monitor_interval=0.1, start_method="spawn",
     )  # fmt: skip
-    for name in QUIET_LOGGERS:  # the launcher's own reports: one line below says what failed
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    _quiet_launcher_logs()
     os.environ[LAUNCHED] = "1"  # inherited by the workers
     try:
         elastic_launch(config, sys.executable)("-m", "trainlab.cli", "train", *worker_args)
     except ChildFailedError as err:
         return _report(err, nproc, run_dir)
+    except SignalException as err:  # Ctrl-C / SIGTERM: the workers stop together and say so
+        return 128 + int(err.sigval)
     finally:
         os.environ.pop(LAUNCHED, None)
     return 0
 
 
+def _quiet_launcher_logs() -> None:
+    """Silence the launcher's own log lines (its loggers set their levels one by one): the
+    workers and `_report` say what happened, one line each."""
+    names = [n for n in logging.root.manager.loggerDict if n.startswith(QUIET_LOGGERS)]
+    for name in (*QUIET_LOGGERS, *names):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def _report(err: ChildFailedError, nproc: int, run_dir: Path) -> int:
     """One line for the worker that failed first (one killed by a signal other than the
     launcher's own SIGTERM comes first: the others failed because it went away); its exit
-    code, 1 for a signal. Rank 0 stopping by itself (bad input, NaN, Ctrl-C) has printed its
-    own line: its code is passed on silently."""
+    code, 1 for a signal. When no worker was killed and rank 0 stopped by itself (bad input,
+    NaN, Ctrl-C: all ranks stop together), rank 0 has printed the line: its code is passed
+    on silently."""
     failures = sorted(err.failures.items(), key=lambda kv: (_rank_of_blame(kv[1].exitcode),
                                                              kv[1].timestamp))  # fmt: skip
     rank, failure = failures[0]
     code = failure.exitcode
-    if code in SILENT_EXITS and rank == 0:
-        return code
+    own = err.failures.get(0)
+    if code >= 0 and own is not None and own.exitcode in SILENT_EXITS:
+        return own.exitcode
     how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
     resume = f"trainlab train --resume {run_dir} --nproc {nproc}"
     print(f"error: rank {rank} {how}; the job stopped (the last checkpoint is kept). "

@@ -324,7 +324,7 @@ def _train(
     # comes after the last step lets the run finish its files and exit 0; a second one stops.
     with interrupt_on_signals() as interrupt, _running(run_dir, main):
         with (
-            _stopped_runs(run_dir, on_stop),
+            _stopped_runs(run_dir, on_stop, world),
             _closing(bar),
             _closing(diagnosis),
             _closing(log),
@@ -392,7 +392,9 @@ def _closing(thing: ProgressBar | RunDiagnosis | MetricsLog | None) -> Iterator[
 
 
 @contextmanager
-def _stopped_runs(run_dir: Path, on_stop: Callable[[BaseException], None]) -> Iterator[None]:
+def _stopped_runs(
+    run_dir: Path, on_stop: Callable[[BaseException], None], world: World = SINGLE
+) -> Iterator[None]:
     """Turn a non-finite loss or an interrupt into RunStopped naming what was kept, after
     `on_stop(err)` has saved what the run saw (probes, verdicts, report)."""
     try:
@@ -404,7 +406,8 @@ def _stopped_runs(run_dir: Path, on_stop: Callable[[BaseException], None]) -> It
     except Interrupted as err:
         on_stop(err)
         raise RunStopped(
-            f"{err}; checkpoint saved. Resume with: trainlab train --resume {run_dir}",
+            f"{err}; checkpoint saved. Resume with: trainlab train --resume {run_dir}"
+            + (f" --nproc {world.size}" if world.distributed else ""),
             exit_code=130,
         ) from None
 
