@@ -424,6 +424,9 @@ class TrainConfig(_Strict):
     threads: Annotated[int, Field(ge=1)] | None = None  # torch intra-op threads; None: torch's
     sync_batchnorm: bool = False  # data parallel: BatchNorm over the global batch (GPUs only)
     dtype: Literal["float32", "float64"] = "float32"  # weights and inputs; float64 to verify
+    # the forward pass: fp32, bf16 autocast (fp32 weights, optimizer and loss), or auto (bf16
+    # where the hardware has it natively; trainlab.train.precision)
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     ema_decay: Annotated[float, Field(ge=0, lt=1)] | None = None  # also evaluate EMA weights
     tta: list[Literal["hflip", "vflip", "shift"]] = Field(default_factory=list)  # test-time views
     swa: SwaConfig | None = None  # also evaluate the SWA / Polyak average of the weights
@@ -432,6 +435,13 @@ class TrainConfig(_Strict):
     tensorboard: bool = (
         False  # also write RUN_DIR/tensorboard (pip install 'trainlab[tensorboard]')
     )
+
+    @model_validator(mode="after")
+    def _one_precision(self) -> TrainConfig:
+        if self.precision != "fp32" and self.dtype == "float64":
+            raise ValueError(f"precision {self.precision} needs dtype float32 (autocast "
+                             "lowers float32 operations only)")  # fmt: skip
+        return self
 
 
 class ActivityConfig(_Strict):

@@ -44,6 +44,7 @@ from trainlab.train.ema import EMAWeights
 from trainlab.train.ensembles import SnapshotEnsemble, bootstrap_split
 from trainlab.train.loop import Adversary
 from trainlab.train.losses import LossFn
+from trainlab.train.precision import resolve_precision
 from trainlab.train.swa import SWAWeights
 
 
@@ -136,6 +137,7 @@ def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
             f"recipe field data.batch_size: {data.batch_size} exceeds the {n} examples"
         )
     notes: dict[str, Any] = {"data_source": bundle.source}
+    notes["precision"] = resolve_precision(recipe.train.precision)[1]
     train, val, test, fitted = prepare_extra(recipe, train, val, test, bundle.num_classes, notes)
     dtype = getattr(torch, recipe.train.dtype)
     train, val, test = (_as_dtype(s, dtype) for s in (train, val, test))

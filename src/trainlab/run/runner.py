@@ -55,6 +55,7 @@ from trainlab.train.metrics_log import (
     truncate_after,
     truncate_to,
 )
+from trainlab.train.precision import resolve_precision
 from trainlab.train.progress import ProgressBar
 from trainlab.train.world import SINGLE, World
 
@@ -291,6 +292,9 @@ def _train(
 ) -> RunResult:
     cfg = exp.recipe.train
     main = world.main
+    amp, why = resolve_precision(cfg.precision)
+    if main and amp is not None and not quiet:
+        (console or Console(stderr=True)).print(why, soft_wrap=True, markup=False)
     shard(exp, world)
     net = data_parallel(exp, world)
     log = MetricsLog(run_dir / "metrics.jsonl", cfg.log_every) if main else None
@@ -337,6 +341,7 @@ def _train(
                 eval_batch_size=exp.recipe.data.eval_batch_size,
                 channels_last=cfg.channels_last, penalty=exp.penalty, augment=exp.augment,
                 seed=exp.recipe.seed, adversary=exp.adversary, world=world,
+                autocast=amp,
             )  # fmt: skip
         diagnosis.log_watch(run_dir)
         result = finish_run(exp, run_dir, position, world)

@@ -65,6 +65,7 @@ def recipe_refusal(recipes: list[Recipe]) -> str | None:
         (r.train.early_stopping is not None, "train.early_stopping (set it to null to stack)"),
         (r.multitask is not None, "multitask"),
         (bool(r.train.tensorboard), "train.tensorboard"),
+        (r.train.precision != "fp32", "train.precision (a stack trains in fp32)"),
     ]  # fmt: skip
     found = [why for bad, why in reasons if bad]
     return f"not stackable: {found[0]}" if found else None

@@ -59,6 +59,7 @@ def fit(
     seed: int = 0,
     adversary: Adversary | None = None,
     world: World = SINGLE,
+    autocast: torch.dtype | None = None,
 ) -> Position:
     """Train for `epochs` epochs (continuing from `position` if given) and return where it ends.
 
@@ -78,7 +79,8 @@ def fit(
     Data parallel (`world` of torchrun's ranks; `model` wrapped in DistributedDataParallel and
     `loader` giving this rank's part of each batch): the records, the validation and the stop
     on `interrupt` are the whole run's, the same on every rank (`trainlab.train.world`);
-    `checkpoint` is called on every rank at the same steps."""
+    `checkpoint` is called on every rank at the same steps. `autocast` (torch.bfloat16) runs
+    the training forward passes in mixed precision (`trainlab.train.precision`)."""
     pos = position or Position()
     sync = StepSync(world, interrupt) if world.distributed else None
     for cb in callbacks:
@@ -89,6 +91,7 @@ def fit(
             model, loader, optimizer, loss_fn, schedule, epoch=pos.epoch,
             start_batch=pos.batch, start_step=pos.step, channels_last=channels_last,
             penalty=penalty, augment=augment, seed=seed, adversary=adversary, sync=sync,
+            autocast=autocast,
         )  # fmt: skip
         lr = optimizer.param_groups[0]["lr"] if schedule is None else schedule(max(pos.step - 1, 0))
         for rec in steps:

@@ -11,6 +11,7 @@ from torch import nn
 
 from trainlab.data import InMemoryLoader, TensorSplit
 from trainlab.train.losses import LossFn
+from trainlab.train.precision import autocast_to
 from trainlab.train.records import StepRecord
 from trainlab.train.world import SINGLE, StepSync, World, all_sum, share_buffers
 
@@ -81,6 +82,7 @@ def epoch_steps(
     seed: int = 0,
     adversary: Adversary | None = None,
     sync: StepSync | None = None,
+    autocast: torch.dtype | None = None,
 ) -> Iterator[StepRecord]:
     """Run the steps of one epoch from `start_batch`, yielding a record after each.
 
@@ -108,7 +110,7 @@ def epoch_steps(
             x, y = adversary(x, y, torch.Generator().manual_seed(seed * 1_000_033 + step))
         try:
             x = _as_input(x, channels_last)
-            value, correct = train_step(model, optimizer, loss_fn, x, y, penalty, sync)
+            value, correct = train_step(model, optimizer, loss_fn, x, y, penalty, sync, autocast)
         except NonFiniteLossError as err:
             raise NonFiniteLossError(err.value, step + 1, epoch, batch) from None
         step += 1
@@ -124,6 +126,7 @@ def train_step(
     y: torch.Tensor,
     penalty: Callable[[], torch.Tensor] | None = None,
     sync: StepSync | None = None,
+    autocast: torch.dtype | None = None,
 ) -> tuple[float, int]:
     """One `optimizer.step(closure)` on the objective loss + penalty(); returns the data loss
     and the number of correct predictions at the weights before the step. The closure form
@@ -131,11 +134,18 @@ def train_step(
     A non-finite loss on the first evaluation raises NonFiniteLossError before backward, so
     no step is applied. With `sync` the loss and count are the global batch's (every rank sees
     the same, so all stop together on a NaN) and this rank's loss is weighted by its share of
-    the batch (`StepSync.reduce`)."""
+    the batch (`StepSync.reduce`). With `autocast` (torch.bfloat16) the forward pass runs
+    under ``torch.autocast`` and the loss is taken of the logits cast back to fp32
+    (`trainlab.train.precision`)."""
     first: list[tuple[float, int, float]] = []
 
     def closure() -> torch.Tensor:
-        outputs = model(x)
+        if autocast is None:
+            outputs = model(x)
+        else:
+            with autocast_to(autocast, x.device.type):
+                outputs = model(x)
+            outputs = outputs.float()
         loss = loss_fn(outputs, y)
         if not first:
             correct = int(count_correct(outputs.detach(), y))
