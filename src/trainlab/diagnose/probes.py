@@ -320,7 +320,9 @@ class Probes(Hooks):
                 norm = torch.linalg.vector_norm(output.detach().float())
                 self._pending[name] = {"finite": torch.isfinite(norm)}
 
-        return hook
+        # Under torch.compile (train.compile) the hook runs eagerly between compiled pieces
+        # instead of being traced into a graph recompiled for every layer name.
+        return torch._dynamo.disable(hook)
 
     def _measure(self, name: str, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = x.float()

@@ -427,6 +427,7 @@ class TrainConfig(_Strict):
     # the forward pass: fp32, bf16 autocast (fp32 weights, optimizer and loss), or auto (bf16
     # where the hardware has it natively; trainlab.train.precision)
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    compile: bool = False  # torch.compile the model first (compile time reported apart)
     ema_decay: Annotated[float, Field(ge=0, lt=1)] | None = None  # also evaluate EMA weights
     tta: list[Literal["hflip", "vflip", "shift"]] = Field(default_factory=list)  # test-time views
     swa: SwaConfig | None = None  # also evaluate the SWA / Polyak average of the weights

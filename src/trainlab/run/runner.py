@@ -47,6 +47,7 @@ from trainlab.train import (
     save_checkpoint,
 )
 from trainlab.train.checkpoint import restore, usable_checkpoint
+from trainlab.train.compile import compile_model
 from trainlab.train.metrics_log import (
     MetricsLog,
     append_jsonl,
@@ -296,6 +297,8 @@ def _train(
     if main and amp is not None and not quiet:
         (console or Console(stderr=True)).print(why, soft_wrap=True, markup=False)
     shard(exp, world)
+    if cfg.compile:
+        _compile(exp, run_dir, amp, main, quiet, console)
     net = data_parallel(exp, world)
     log = MetricsLog(run_dir / "metrics.jsonl", cfg.log_every) if main else None
     callbacks = _callbacks(exp, run_dir, diagnosis, log)
@@ -347,6 +350,31 @@ def _train(
         result = finish_run(exp, run_dir, position, world)
         result.verdicts = diagnosis.finish(run_dir)
     return result
+
+
+def _compile(
+    exp: Experiment,
+    run_dir: Path,
+    amp: torch.dtype | None,
+    main: bool,
+    quiet: bool,
+    console: Console | None,
+) -> None:
+    """`train.compile`: compile the model on this rank's first batch; the compile time goes
+    to metrics.jsonl (a ``compile`` line) and, with a failure, one warning line."""
+    x, y = next(iter(exp.loader.epoch(0)))
+    if exp.recipe.train.channels_last and x.dim() == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    seconds, failure = compile_model(exp.model, x, y, exp.loss_fn, amp)
+    if not main:
+        return
+    if failure is not None:
+        _warn(f"train.compile: compiling failed ({failure}); training in eager mode")
+    elif not quiet:
+        line = f"compiled the model in {seconds:.1f} s (not counted as training time)"
+        (console or Console(stderr=True)).print(line, soft_wrap=True, markup=False)
+    append_jsonl(run_dir / "metrics.jsonl",
+                 {"kind": "compile", "seconds": seconds, "fallback": failure})  # fmt: skip
 
 
 def _callbacks(

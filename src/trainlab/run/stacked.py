@@ -66,6 +66,7 @@ def recipe_refusal(recipes: list[Recipe]) -> str | None:
         (r.multitask is not None, "multitask"),
         (bool(r.train.tensorboard), "train.tensorboard"),
         (r.train.precision != "fp32", "train.precision (a stack trains in fp32)"),
+        (r.train.compile, "train.compile (a stack has its own step)"),
     ]  # fmt: skip
     found = [why for bad, why in reasons if bad]
     return f"not stackable: {found[0]}" if found else None

@@ -1,0 +1,55 @@
+"""`train.compile`: the model compiled with ``torch.compile`` before the first step, the compile
+time measured apart from training, and eager mode kept if compiling fails.
+
+``nn.Module.compile`` compiles the module in place, so its state_dict keys, checkpoints, hooks
+(probes) and evaluation are those of the eager module. Compiling is lazy in torch (the first
+call traces and generates code); `compile_model` triggers it with one forward and backward pass
+on a real batch, with the random state forked, the buffers (BatchNorm statistics) restored and
+the gradients cleared afterwards, so the run that follows is the run eager mode would train.
+Evaluation compiles once more on its first call (eval mode is another graph); that time is part
+of the first epoch's validation.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainlab.train.losses import LossFn
+from trainlab.train.precision import autocast_to
+
+
+def compile_model(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn,
+    autocast: torch.dtype | None = None,
+    backend: Any = "inductor",
+) -> tuple[float, str | None]:
+    """Compile `model` in place and warm it on (x, y); return (seconds spent compiling, None),
+    or (seconds, one line saying why) with `model` back in eager mode if compiling failed."""
+    started = time.perf_counter()
+    model.compile(backend=backend)
+    buffers = [b.detach().clone() for b in model.buffers()]
+    was_training = model.training
+    model.train()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            with autocast_to(autocast, x.device.type):
+                outputs = model(x)
+            loss_fn(outputs.float(), y).backward()
+    except Exception as err:  # any tracing / code generation failure: train eagerly instead
+        model._compiled_call_impl = None  # what nn.Module.compile set
+        why = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        return time.perf_counter() - started, f"{type(err).__name__}: {why}"
+    finally:
+        with torch.no_grad():
+            for b, saved in zip(model.buffers(), buffers, strict=True):
+                b.copy_(saved)
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return time.perf_counter() - started, None
