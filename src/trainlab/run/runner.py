@@ -47,7 +47,7 @@ from trainlab.train import (
     save_checkpoint,
 )
 from trainlab.train.checkpoint import restore, usable_checkpoint
-from trainlab.train.compile import compile_model
+from trainlab.train.compile import compile_model, uncompile
 from trainlab.train.metrics_log import (
     MetricsLog,
     append_jsonl,
@@ -346,6 +346,7 @@ def _train(
                 seed=exp.recipe.seed, adversary=exp.adversary, world=world,
                 autocast=amp,
             )  # fmt: skip
+        uncompile(exp.model)  # evaluation and the final files use the eager module
         diagnosis.log_watch(run_dir)
         result = finish_run(exp, run_dir, position, world)
         result.verdicts = diagnosis.finish(run_dir)

@@ -1,13 +1,16 @@
 """`train.compile`: the model compiled with ``torch.compile`` before the first step, the compile
 time measured apart from training, and eager mode kept if compiling fails.
 
-``nn.Module.compile`` compiles the module in place, so its state_dict keys, checkpoints, hooks
-(probes) and evaluation are those of the eager module. Compiling is lazy in torch (the first
-call traces and generates code); `compile_model` triggers it with one forward and backward pass
-on a real batch, with the random state forked, the buffers (BatchNorm statistics) restored and
-the gradients cleared afterwards, so the run that follows is the run eager mode would train.
-Evaluation compiles once more on its first call (eval mode is another graph); that time is part
-of the first epoch's validation.
+The module's ``forward`` is replaced on the instance by its compiled form, so its state_dict
+keys, checkpoints and hooks (probes) are those of the eager module; `uncompile` removes it
+after training (a deep copy of the module, as SWA and EMA make, would otherwise call the
+original's compiled forward). ``nn.Module.compile`` looked like the natural tool, but here
+(torch 2.13) a backend passed to it was never called: it did not compile what we asked.
+Compiling is lazy in torch (the first call traces and generates code); `compile_model` triggers
+it with one forward and backward pass on a real batch, with the random state forked, the
+buffers (BatchNorm statistics) restored and the gradients cleared afterwards, so the run that
+follows is the run eager mode would train. Evaluation during training compiles once more on
+its first call (eval mode is another graph); that time is part of the first validation.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def compile_model(
     """Compile `model` in place and warm it on (x, y); return (seconds spent compiling, None),
     or (seconds, one line saying why) with `model` back in eager mode if compiling failed."""
     started = time.perf_counter()
-    model.compile(backend=backend)
+    model.forward = torch.compile(model.forward, backend=backend)
     buffers = [b.detach().clone() for b in model.buffers()]
     was_training = model.training
     model.train()
@@ -43,8 +46,8 @@ def compile_model(
                 outputs = model(x)
             loss_fn(outputs.float(), y).backward()
     except Exception as err:  # any tracing / code generation failure: train eagerly instead
-        model._compiled_call_impl = None  # what nn.Module.compile set
-        why = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        uncompile(model)
+        why = " ".join(str(err).strip().splitlines()[:2])[:200]
         return time.perf_counter() - started, f"{type(err).__name__}: {why}"
     finally:
         with torch.no_grad():
@@ -53,3 +56,8 @@ def compile_model(
         model.zero_grad(set_to_none=True)
         model.train(was_training)
     return time.perf_counter() - started, None
+
+
+def uncompile(model: nn.Module) -> None:
+    """Back to the eager forward (after training, or when compiling failed)."""
+    model.__dict__.pop("forward", None)
