@@ -2,7 +2,8 @@
 time measured apart from training, and eager mode kept if compiling fails.
 
 The module's ``forward`` is replaced on the instance by its compiled form, so its state_dict
-keys, checkpoints and hooks (probes) are those of the eager module; `uncompile` removes it
+keys and checkpoints are those of the eager module, and a step on which hooks are registered
+(the probes' steps) runs the eager forward so that they fire; `uncompile` removes it
 after training (a deep copy of the module, as SWA and EMA make, would otherwise call the
 original's compiled forward). ``nn.Module.compile`` looked like the natural tool, but here
 (torch 2.13) a backend passed to it was never called: it did not compile what we asked.
@@ -16,6 +17,7 @@ its first call (eval mode is another graph); that time is part of the first vali
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -36,7 +38,7 @@ def compile_model(
     """Compile `model` in place and warm it on (x, y); return (seconds spent compiling, None),
     or (seconds, one line saying why) with `model` back in eager mode if compiling failed."""
     started = time.perf_counter()
-    model.forward = torch.compile(model.forward, backend=backend)
+    model.forward = _unless_hooked(model, torch.compile(model.forward, backend=backend))
     buffers = [b.detach().clone() for b in model.buffers()]
     was_training = model.training
     model.train()
@@ -56,6 +58,20 @@ def compile_model(
         model.zero_grad(set_to_none=True)
         model.train(was_training)
     return time.perf_counter() - started, None
+
+
+def _unless_hooked(model: nn.Module, compiled: Callable[..., Any]) -> Callable[..., Any]:
+    """`compiled`, except while a submodule has forward hooks (probes armed on a probe step):
+    then the eager forward, since dynamo does not guard on hooks added after compiling
+    (``skip_nnmodule_hook_guards``) and would run the graph without calling them."""
+    eager, modules = model.forward, list(model.modules())
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        if any(m._forward_hooks or m._forward_pre_hooks for m in modules):
+            return eager(*args, **kwargs)
+        return compiled(*args, **kwargs)
+
+    return forward
 
 
 def uncompile(model: nn.Module) -> None:
