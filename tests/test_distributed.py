@@ -270,7 +270,7 @@ def test_shards_make_up_each_global_batch() -> None:
     """Every rank draws the same permutation; their shares, in rank order, are the batch."""
     split = TensorSplit(torch.arange(103.0).reshape(-1, 1), torch.arange(103))
     whole = InMemoryLoader(split, 20, seed=5)
-    parts = [InMemoryLoader(split, 20, seed=5, part=(r, 3)) for r in range(3)]
+    parts = [whole.sharded(r, 3) for r in range(3)]
     for epoch in range(2):
         batches = zip(whole.epoch(epoch), *(p.epoch(epoch) for p in parts), strict=True)
         for (_, y), *shares in batches:

@@ -15,6 +15,7 @@ can wait a scheduler time slice for its second thread. Measured on this machine 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import numpy as np
@@ -36,6 +37,12 @@ def share_of(n: int, rank: int, size: int) -> slice:
     base, extra = divmod(n, size)
     lo = rank * base + min(rank, extra)
     return slice(lo, lo + base + (rank < extra))
+
+
+def _checked_part(part: tuple[int, int]) -> tuple[int, int]:
+    if not 0 <= part[0] < part[1]:
+        raise ValueError(f"part must be (rank, size) with 0 <= rank < size, got {part}")
+    return part
 
 
 def _numpy_view(tensor: torch.Tensor) -> np.ndarray | None:
@@ -62,10 +69,10 @@ class InMemoryLoader:
     larger batches; `batch_size_at`, `batches_in` and `total_steps` give the per-epoch sizes.
     `len(loader)` is the number of batches of epoch 0.
 
-    Data parallelism: with ``part=(rank, size)`` every rank draws the same permutation and
-    batches and yields only its `share_of` each batch (DistributedSampler's contract, sliced
-    per batch rather than per epoch, so the ranks together see exactly the single-process
-    batches); `batch_size` stays the global batch.
+    Data parallelism: `sharded(rank, size)` is the loader of one rank, which draws the same
+    permutation and batches as every rank and yields only its `share_of` each batch
+    (DistributedSampler's contract, sliced per batch rather than per epoch, so the ranks
+    together see exactly the single-process batches); `batch_size` stays the global batch.
     """
 
     def __init__(
@@ -78,7 +85,6 @@ class InMemoryLoader:
         drop_last: bool = False,
         grow_at: tuple[int, ...] = (),
         grow_factor: int = 1,
-        part: tuple[int, int] = (0, 1),
     ) -> None:
         n = len(split)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int):
@@ -96,12 +102,16 @@ class InMemoryLoader:
                 f"{grow_factor} at {list(grow_at)}"
             )
         self.grow_at, self.grow_factor = tuple(sorted(grow_at)), grow_factor
-        if not 0 <= part[0] < part[1]:
-            raise ValueError(f"part must be (rank, size) with 0 <= rank < size, got {part}")
-        self.part = part
+        self.part = (0, 1)  # (rank, ranks): `sharded`
         self._next_epoch = 0
         x_np, y_np = _numpy_view(split.x), _numpy_view(split.y)
         self._numpy = (x_np, y_np) if x_np is not None and y_np is not None else None
+
+    def sharded(self, rank: int, size: int) -> InMemoryLoader:
+        """This loader as rank `rank` of `size` data-parallel ranks sees it (``part``)."""
+        shard = copy.copy(self)
+        shard.part, shard._next_epoch = _checked_part((rank, size)), 0
+        return shard
 
     def __len__(self) -> int:
         """Batches of epoch 0 (every epoch, unless the batch size grows)."""

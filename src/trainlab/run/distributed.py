@@ -25,7 +25,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from trainlab.data import InMemoryLoader
 from trainlab.data.loader import epoch_seed
 from trainlab.durable import crash_point
 from trainlab.optim.second_order import SECOND_ORDER
@@ -134,13 +133,8 @@ def check_batch(recipe: Recipe, processes: int) -> None:
 
 def shard(exp: Experiment, world: World) -> None:
     """Give this rank its share of every batch (same permutation and batches on all ranks)."""
-    if not world.distributed:
-        return
-    old = exp.loader
-    exp.loader = InMemoryLoader(
-        old.split, old.batch_size, shuffle=old.shuffle, seed=old.seed, drop_last=old.drop_last,
-        grow_at=old.grow_at, grow_factor=old.grow_factor, part=(world.rank, world.size),
-    )  # fmt: skip
+    if world.distributed:
+        exp.loader = exp.loader.sharded(world.rank, world.size)
 
 
 def data_parallel(exp: Experiment, world: World) -> nn.Module:
@@ -196,10 +190,9 @@ def restore_world(world: World, saved: dict[str, Any] | None, where: str) -> Non
 __all__ = [
     "SINGLE",
     "check_batch",
-    "describe_world",
-    "world_notes",
     "check_world",
     "data_parallel",
+    "describe_world",
     "from_main",
     "gather_rng",
     "join_world",
@@ -208,4 +201,5 @@ __all__ = [
     "seed_rank",
     "shard",
     "world_entry",
+    "world_notes",
 ]
