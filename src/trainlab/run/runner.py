@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from trainlab.data import TensorSplit
 from trainlab.diagnose.verdicts import Verdict
 from trainlab.durable import crash_point, read_json, write_json, write_text
 from trainlab.report import plot_curves
@@ -38,6 +39,7 @@ from trainlab.run.evaluation import final_metrics, save_final_weights
 from trainlab.run.experiment import Experiment, build
 from trainlab.run.run_list import mark_done, mark_running
 from trainlab.train import (
+    Callback,
     Interrupted,
     NonFiniteLossError,
     Position,
@@ -75,10 +77,11 @@ class RunStopped(RuntimeError):
 
 @dataclass
 class RunResult:
-    """What a finished run reports."""
+    """What a finished run reports (test_loss None: a run trained with the test split
+    withheld, e.g. a search trial)."""
 
     run_dir: Path
-    test_loss: float
+    test_loss: float | None
     test_acc: float | None
     train_seconds: float
     epochs: int
@@ -138,10 +141,14 @@ def train_recipe(
     console: Console | None = None,
     run_dir: Path | None = None,
     world: World = SINGLE,
+    callbacks: Sequence[Callback] = (),
+    test: bool = True,
 ) -> RunResult:
     """Build everything, create the run directory and train from the start. Across
     data-parallel ranks (`world`, see `trainlab.run.distributed`) every rank calls this; rank
-    0 makes the run directory and writes its files."""
+    0 makes the run directory and writes its files. `callbacks` are added to the run's own
+    (e.g. a search's pruning reports); `test=False` withholds the test split (no test
+    metric is measured: a search trial, judged on validation only)."""
     with run_torch_state(recipe):
         exp = build(recipe)
         check_world(exp, world)
@@ -159,7 +166,8 @@ def train_recipe(
         if exp.rng_state is not None:  # dropout continues from the seeded initialization
             torch.set_rng_state(exp.rng_state)
         seed_rank(world, recipe)
-        return _train(exp, run_dir, Position(), quiet, console, diagnosis, world)
+        return _train(exp, run_dir, Position(), quiet, console, diagnosis, world,
+                      (callbacks, test))  # fmt: skip
 
 
 def _made(path: Path) -> Path:
@@ -189,6 +197,8 @@ def resume_run(
     console: Console | None = None,
     warn: Callable[[str], None] | None = None,
     world: World = SINGLE,
+    callbacks: Sequence[Callback] = (),
+    test: bool = True,
 ) -> RunResult:
     """Continue the run in `run_dir` from its last usable checkpoint (same recipe, same seed).
 
@@ -197,7 +207,8 @@ def resume_run(
     a kill can damage is repaired with one `warn` line each: a damaged newest checkpoint
     falls back to the one before it, damaged probes restart, and with no usable checkpoint
     the run starts over. Across data-parallel ranks rank 0 reads the run directory and sends
-    the others the recipe and checkpoint; the world size must be the one the run had."""
+    the others the recipe and checkpoint; the world size must be the one the run had.
+    `callbacks` and `test` as for `train_recipe`."""
     warn = warn or _warn
     recipe, recorded = from_main(world, lambda: _read_run(run_dir, warn))
     if recorded is not None:
@@ -217,7 +228,8 @@ def resume_run(
         seed_rank(world, recipe)
         position = _restore_latest(exp, run_dir, warn, world)
         diagnosis.resume(run_dir, position.step, warn)
-        return _train(exp, run_dir, position, quiet, console, diagnosis, world)
+        return _train(exp, run_dir, position, quiet, console, diagnosis, world,
+                      (callbacks, test))  # fmt: skip
 
 
 def _read_run(run_dir: Path, warn: Callable[[str], None]) -> tuple[Recipe, RunResult | None]:
@@ -290,6 +302,7 @@ def _train(
     console: Console | None,
     diagnosis: RunDiagnosis | Unwatched,
     world: World = SINGLE,
+    extra: tuple[Sequence[Callback], bool] = ((), True),
 ) -> RunResult:
     cfg = exp.recipe.train
     main = world.main
@@ -301,7 +314,7 @@ def _train(
         _compile(exp, run_dir, amp, main, quiet, console)
     net = data_parallel(exp, world)
     log = MetricsLog(run_dir / "metrics.jsonl", cfg.log_every) if main else None
-    callbacks = _callbacks(exp, run_dir, diagnosis, log)
+    callbacks = [*_callbacks(exp, run_dir, diagnosis, log), *extra[0]]
     bar = None if quiet or not main else ProgressBar(cfg.epochs, console)
     if bar is not None:
         callbacks.append(bar)
@@ -348,7 +361,7 @@ def _train(
             )  # fmt: skip
         uncompile(exp.model)  # evaluation and the final files use the eager module
         diagnosis.log_watch(run_dir)
-        result = finish_run(exp, run_dir, position, world)
+        result = finish_run(exp, run_dir, position, world, test=extra[1])
         result.verdicts = diagnosis.finish(run_dir)
     return result
 
@@ -447,16 +460,22 @@ def _stopped_runs(
 
 
 def finish_run(
-    exp: Experiment, run_dir: Path, position: Position, world: World = SINGLE
+    exp: Experiment, run_dir: Path, position: Position, world: World = SINGLE, test: bool = True
 ) -> RunResult:
     """The one evaluation on the test split, the curves PNG and result.json (the last file of
     the training: a run with a readable result.json has finished). Across data-parallel ranks
-    all share the test evaluation; rank 0 measures the rest and writes the files."""
+    all share the test evaluation; rank 0 measures the rest and writes the files. With
+    `test=False` the test split is withheld: test_loss and test_acc are None and no
+    test metric is measured."""
     crash_point("final-evaluation")  # test hook: a kill during the one test evaluation
-    test_loss, test_acc = evaluate(
-        exp.model, exp.test, exp.loss_fn, exp.recipe.data.eval_batch_size,
-        exp.recipe.train.channels_last, tuple(exp.recipe.train.tta), world,
-    )  # fmt: skip
+    test_loss, test_acc = None, None
+    if test:
+        test_loss, test_acc = evaluate(
+            exp.model, exp.test, exp.loss_fn, exp.recipe.data.eval_batch_size,
+            exp.recipe.train.channels_last, tuple(exp.recipe.train.tta), world,
+        )  # fmt: skip
+    else:
+        exp.test = TensorSplit(exp.test.x[:0], exp.test.y[:0])  # final_metrics skips it
     leave_world(world)  # the last collective: rank 0 measures the rest alone
     if not world.main:
         return RunResult(run_dir, test_loss, test_acc, position.seconds, position.epoch,
