@@ -324,6 +324,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from trainlab.run.bundled import study_file
+    from trainlab.study.search import describe_plan, load_study, plan_search, run_search
+    from trainlab.study.search_report import finish_search
+
+    given = Path(args.study_dir) if args.study_dir else None
+    plan = plan_search(study_file(args.spec), args.study, args.storage, args.workers,
+                       args.trials, given)  # fmt: skip
+    err = Console(stderr=True)
+    say = lambda line: err.print(line, markup=False, soft_wrap=True)  # noqa: E731
+    say(describe_plan(plan))
+    tally = run_search(plan, say)
+    best = finish_search(load_study(plan), plan.study_dir, plan.search.spec.objective, tally)
+    if not tally.finished:
+        raise RecipeError(f"search {plan.study_name}: {tally.done} of {tally.budget} trials "
+                          f"ended ({tally.running} running elsewhere); run the same command "
+                          "again to continue")  # fmt: skip
+    print(best.line() if best else "no trial completed: no best recipe (see trials.csv)")
+    print(f"trials.csv, best.yaml and per-trial run directories: {plan.study_dir}")
+    return 0 if best else 1
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from trainlab.diagnose import run_lab
     from trainlab.lab.cli import COMMANDS, main
@@ -601,6 +623,17 @@ def parser() -> argparse.ArgumentParser:
                    help="use DIR for the study: a comparison killed part-way continues there "
                    "(finished runs kept, unfinished ones resumed)")  # fmt: skip
     c.set_defaults(func=cmd_compare)
+    se = sub.add_parser("search", help="hyperparameter search (Optuna): trials.csv, best.yaml")
+    se.add_argument("spec", help="search file or bundled name, e.g. search-mnist1d")
+    se.add_argument("--study", help="study name (default: the spec's name); the same name "
+                    "continues the study")  # fmt: skip
+    se.add_argument("--storage", metavar="URL", help="shared database, e.g. postgresql://"
+                    "user:pw@host/db (default: a journal file in the study directory)")  # fmt: skip
+    se.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    se.add_argument("--trials", type=int, help="the study's number of trials (default: spec)")
+    se.add_argument("--study-dir", metavar="DIR",
+                    help="study directory (default: RUNS_DIR/search-NAME)")  # fmt: skip
+    se.set_defaults(func=cmd_search)
     lab = sub.add_parser("lab", add_help=False,
                          help="the decks' claims measured: list | run NAME | all [--quick] | "
                          "double-descent [--epochwise]; "

@@ -28,7 +28,9 @@ def bundled_studies() -> dict[str, Path]:
 
 
 def study_kind(raw: dict) -> str | None:
-    """ "comparison" or "connect" for a study file's mapping, None for a recipe."""
+    """ "comparison", "connect" or "search" for a study file's mapping, None for a recipe."""
+    if "space" in raw:
+        return "search"
     if "variants" in raw:
         return "comparison"
     if "curve" in raw or isinstance(raw.get("recipe"), dict):
@@ -67,7 +69,7 @@ def recipe_file(name: str) -> Path:
     if path.parent != RECIPES_DIR:
         kind = study_kind(read_yaml_mapping(path))
         if kind is not None:
-            command = "compare" if kind == "comparison" else "connect"
+            command = {"comparison": "compare", "search": "search"}.get(kind, "connect")
             raise RecipeError(f"{name} is a {kind} file, not a recipe; run it with: "
                               f"trainlab {command} {name}")  # fmt: skip
     return path

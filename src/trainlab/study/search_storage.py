@@ -1,0 +1,155 @@
+"""Where a search keeps its trials, and how a worker killed mid-trial is noticed.
+
+Default: an Optuna journal file (`JournalFileBackend`) in the study directory, which the
+workers of one machine share. `--storage postgresql://...` (any SQLAlchemy URL): an
+`RDBStorage` that workers on many machines share.
+
+A killed worker leaves its trial RUNNING. Optuna's heartbeat finds it: each running trial
+records a heartbeat every `HEARTBEAT` seconds, and one silent for `GRACE` seconds is failed
+and re-queued with the same parameters (`RetryHeartbeatStaleTrialCallback`, before any worker
+asks for a new trial). On top of that, a trial whose worker ran on this machine and whose
+process is gone is stale at once (its process id and start time are recorded on the trial),
+so a local kill is retried without waiting out the grace period. Optuna's journal storage has
+no heartbeat of its own; `HeartbeatJournal` adds one (the last beat as a system attribute).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.trial import TrialState
+
+from trainlab.run.config import RecipeError
+
+warnings.filterwarnings("ignore", category=ExperimentalWarning)  # heartbeat, retry callback
+
+HEARTBEAT = 5  # seconds between a running trial's heartbeats
+GRACE = 60  # seconds of silence before another worker takes a trial as dead
+MAX_RETRY = 3  # retries of one trial whose workers keep dying
+WORKER_ATTR = "trainlab:worker"
+BEAT_ATTR = "trainlab:heartbeat"
+JOURNAL = "study.journal"
+
+
+def worker_identity() -> dict[str, Any]:
+    """This process: host, pid and start time (a reused pid has another start time)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": _start_time(os.getpid())}
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux /proc), or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _gone(worker: dict[str, Any]) -> bool:
+    """Whether a worker recorded on this host is no longer running."""
+    if worker.get("host") != socket.gethostname():
+        return False
+    pid = int(worker.get("pid", 0))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    started = worker.get("started")
+    return started is not None and _start_time(pid) not in (None, started)
+
+
+def _dead_local(trials: list[Any]) -> list[int]:
+    """Ids of running trials whose worker on this machine has exited."""
+    return [t._trial_id for t in trials
+            if t.state == TrialState.RUNNING and WORKER_ATTR in t.system_attrs
+            and _gone(t.system_attrs[WORKER_ATTR])]  # fmt: skip
+
+
+class HeartbeatJournal(JournalStorage, BaseHeartbeat):
+    """A journal storage with Optuna's heartbeat protocol (see the module docstring)."""
+
+    def __init__(self, path: Path, interval: int = HEARTBEAT, grace: int = GRACE) -> None:
+        lock = JournalFileOpenLock(str(path) + ".lock")
+        super().__init__(JournalFileBackend(str(path), lock_obj=lock))
+        self._interval, self._grace = interval, grace
+        self._retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        with contextlib.suppress(Exception):  # finished meanwhile (failed as stale elsewhere)
+            self.set_trial_system_attr(trial_id, BEAT_ATTR, time.time())
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        now, stale = time.time(), set(_dead_local(running))
+        for t in running:
+            last = t.system_attrs.get(BEAT_ATTR)
+            if last is None and t.datetime_start is not None:
+                last = t.datetime_start.timestamp()
+            if last is not None and now - last > self._grace:
+                stale.add(t._trial_id)
+        return sorted(stale)
+
+    def get_heartbeat_interval(self) -> int:
+        return self._interval
+
+    def get_heartbeat_stale_trial_callback(self) -> RetryHeartbeatStaleTrialCallback:
+        return self._retry
+
+
+class LocalAwareRDB(RDBStorage):
+    """`RDBStorage` with its heartbeat, plus dead local workers found at once."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        return sorted(set(super()._get_stale_trial_ids(study_id)) | set(_dead_local(running)))
+
+
+def open_storage(url: str | None, study_dir: Path) -> Any:
+    """The study's storage: the journal file in `study_dir`, or the database at `url`; an
+    unreachable database is one RecipeError line (the password not shown)."""
+    if url is None:
+        study_dir.mkdir(parents=True, exist_ok=True)
+        return HeartbeatJournal(study_dir / JOURNAL)
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    try:
+        return LocalAwareRDB(
+            driver_url(url), heartbeat_interval=HEARTBEAT, grace_period=GRACE,
+            heartbeat_stale_trial_callback=retry,
+            engine_kwargs={"pool_pre_ping": True, **_connect_timeout(url)},
+        )  # fmt: skip
+    except Exception as err:  # noqa: BLE001 - sqlalchemy's and the drivers' many kinds
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RecipeError(f"--storage {redact(url)}: cannot open the database ({first})") from None
+
+
+def driver_url(url: str) -> str:
+    """`postgresql://` with the psycopg2 driver (SQLAlchemy 2.1 would look for psycopg 3)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
+
+
+def _connect_timeout(url: str) -> dict[str, Any]:
+    return {"connect_args": {"connect_timeout": 10}} if url.startswith("postgres") else {}
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in creds:
+        return url
+    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
