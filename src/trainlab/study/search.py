@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -267,7 +268,9 @@ def _fresh_view(study: optuna.Study) -> list[Any]:
     """The trials after failing stale ones (their retries queued)."""
     from optuna.storages import fail_stale_trials
 
-    fail_stale_trials(study)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fail_stale_trials(study)
     return study.get_trials(deepcopy=False)
 
 

@@ -189,7 +189,7 @@ def load_search(path: Path) -> Search:
         base = override_recipe(dict(base_raw), sets)
     except RecipeError as err:
         raise RecipeError(f"{path}: field set: {err}") from None
-    dims = tuple(_dim(path, field, p) for field, p in spec.space.items())
+    dims = _ordered(path, [_dim(path, field, p) for field, p in spec.space.items()])
     search = Search(spec, path, base_raw, base, dims)
     for dim in dims:
         _check_field(search, dim)
@@ -228,6 +228,20 @@ def _dim(path: Path, field: str, p: ParamSpec) -> Dim:
     if not (math.isfinite(low) and math.isfinite(high)):
         raise RecipeError(f"{where}: bounds must be finite, got [{low}, {high}]")
     return Dim(field, "int" if kind == "int" else "float", low, high, log, (), when, p.points)
+
+
+def _ordered(path: Path, dims: list[Dim]) -> tuple[Dim, ...]:
+    """The dimensions with each one after those its condition reads (else the file's order)."""
+    fields, placed, out = {d.field for d in dims}, set(), []
+    while len(out) < len(dims):
+        ready = [d for d in dims if d.field not in placed
+                 and all(c in placed or c not in fields for c, _ in d.when)]  # fmt: skip
+        if not ready:
+            cycle = sorted(d.field for d in dims if d.field not in placed)
+            raise RecipeError(f"{path}: space: the conditions of {', '.join(cycle)} form a cycle")
+        out.append(ready[0])
+        placed.add(ready[0].field)
+    return tuple(out)
 
 
 def _check_field(search: Search, dim: Dim) -> None:

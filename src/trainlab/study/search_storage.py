@@ -31,7 +31,13 @@ from optuna.trial import TrialState
 
 from trainlab.run.config import RecipeError
 
-warnings.filterwarnings("ignore", category=ExperimentalWarning)  # heartbeat, retry callback
+
+def _retry() -> RetryHeartbeatStaleTrialCallback:
+    """Optuna's retry of a stale trial (its experimental-feature warning silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+
 
 HEARTBEAT = 5  # seconds between a running trial's heartbeats
 GRACE = 60  # seconds of silence before another worker takes a trial as dead
@@ -84,7 +90,7 @@ class HeartbeatJournal(JournalStorage, BaseHeartbeat):
         lock = JournalFileOpenLock(str(path) + ".lock")
         super().__init__(JournalFileBackend(str(path), lock_obj=lock))
         self._interval, self._grace = interval, grace
-        self._retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        self._retry = _retry()
 
     def record_heartbeat(self, trial_id: int) -> None:
         with contextlib.suppress(Exception):  # finished meanwhile (failed as stale elsewhere)
@@ -122,13 +128,14 @@ def open_storage(url: str | None, study_dir: Path) -> Any:
     if url is None:
         study_dir.mkdir(parents=True, exist_ok=True)
         return HeartbeatJournal(study_dir / JOURNAL)
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
     try:
-        return LocalAwareRDB(
-            driver_url(url), heartbeat_interval=HEARTBEAT, grace_period=GRACE,
-            heartbeat_stale_trial_callback=retry,
-            engine_kwargs={"pool_pre_ping": True, **_connect_timeout(url)},
-        )  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)
+            return LocalAwareRDB(
+                driver_url(url), heartbeat_interval=HEARTBEAT, grace_period=GRACE,
+                heartbeat_stale_trial_callback=_retry(),
+                engine_kwargs={"pool_pre_ping": True, **_connect_timeout(url)},
+            )  # fmt: skip
     except Exception as err:  # noqa: BLE001 - sqlalchemy's and the drivers' many kinds
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise RecipeError(f"--storage {redact(url)}: cannot open the database ({first})") from None
