@@ -17,6 +17,8 @@ import pytest
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
+from search_checks import assert_nothing_lost_or_doubled
+from search_checks import write_spec as _spec
 
 from trainlab.cli import main
 from trainlab.run.config import RecipeError, load_recipe
@@ -24,33 +26,6 @@ from trainlab.study.search import load_study, plan_search, run_search
 from trainlab.study.search_sampler import SlotSampler, grid_points
 from trainlab.study.search_spec import load_search
 from trainlab.study.search_state import slots
-
-TINY = {
-    "name": "tiny",
-    "base": "mnist1d-mlp",
-    "set": {
-        "train.epochs": 2,
-        "train.threads": 1,
-        "data.subset": 400,
-        "data.val_fraction": 0.2,
-        "model.widths": [16],
-        "diagnose.probes": False,
-        "diagnose.report": False,
-    },  # fmt: skip
-    "space": {
-        "optimizer.lr": {"loguniform": [1.0e-3, 1.0]},
-        "optimizer.momentum": {"uniform": [0.5, 0.99], "when": {"optimizer.name": "sgd"}},
-        "model.widths": {"categorical": [[16], [24]]},
-    },
-    "trials": 3,
-}
-
-
-def _spec(tmp_path: Path, **changes: object) -> Path:
-    spec = {**TINY, **changes}
-    path = tmp_path / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
 
 
 def _params_by_slot(study: optuna.Study, budget: int) -> dict[int, dict]:
@@ -200,15 +175,7 @@ def test_killed_worker_trial_is_retried_once_and_nothing_lost(tmp_path):
     assert "stopped (signal 9)" in done.stderr
     plan = plan_search(spec, study_dir=tmp_path / "two")
     trials = load_study(plan).get_trials()
-    killed = [t for t in trials if t.number == 1][0]
-    assert killed.state == TrialState.FAIL
-    retries = [t for t in trials if t.system_attrs.get("failed_trial") == 1]
-    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
-    assert retries[0].params == killed.params
-    chains = slots(trials, 4)
-    assert sorted(chains) == [0, 1, 2, 3]
-    assert all(sum(t.state == TrialState.COMPLETE for t in c) == 1 for c in chains.values())
-    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert_nothing_lost_or_doubled(trials, 4, killed=1)
 
     rerun = subprocess.run(args, cwd=tmp_path, env={**env, "TRAINLAB_CRASH_AT": ""},
                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip

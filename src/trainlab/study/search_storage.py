@@ -9,8 +9,12 @@ records a heartbeat every `HEARTBEAT` seconds, and one silent for `GRACE` second
 and re-queued with the same parameters (`RetryHeartbeatStaleTrialCallback`, before any worker
 asks for a new trial). On top of that, a trial whose worker ran on this machine and whose
 process is gone is stale at once (its process id and start time are recorded on the trial),
-so a local kill is retried without waiting out the grace period. Optuna's journal storage has
-no heartbeat of its own; `HeartbeatJournal` adds one (the last beat as a system attribute).
+so a local kill is retried without waiting out the grace period; and a trial whose worker runs
+on this machine and is alive is never stale, however late its last beat (a worker paused by
+SIGSTOP, or starved of CPU, for longer than the grace period is not dead, and retrying its
+trial would run it twice in one run directory). The heartbeat thus decides only for workers on
+other machines, and tests on one machine never race the clock. Optuna's journal storage has no
+heartbeat of its own; `HeartbeatJournal` adds one (the last beat as a system attribute).
 """
 
 from __future__ import annotations
@@ -61,26 +65,31 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _gone(worker: dict[str, Any]) -> bool:
-    """Whether a worker recorded on this host is no longer running."""
+def _local_alive(worker: dict[str, Any]) -> bool | None:
+    """Whether a worker recorded on this host still runs; None for another host's."""
     if worker.get("host") != socket.gethostname():
-        return False
+        return None
     pid = int(worker.get("pid", 0))
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
+        return False
     except PermissionError:
         pass
     started = worker.get("started")
-    return started is not None and _start_time(pid) not in (None, started)
+    return started is None or _start_time(pid) in (None, started)
 
 
-def _dead_local(trials: list[Any]) -> list[int]:
-    """Ids of running trials whose worker on this machine has exited."""
-    return [t._trial_id for t in trials
+def _local_trials(trials: list[Any], alive: bool) -> set[int]:
+    """Ids of running trials whose worker on this machine runs (`alive`) or has exited."""
+    return {t._trial_id for t in trials
             if t.state == TrialState.RUNNING and WORKER_ATTR in t.system_attrs
-            and _gone(t.system_attrs[WORKER_ATTR])]  # fmt: skip
+            and _local_alive(t.system_attrs[WORKER_ATTR]) is alive}  # fmt: skip
+
+
+def _stale(running: list[Any], by_heartbeat: set[int]) -> list[int]:
+    """Dead local workers' trials, plus the heartbeat's verdicts on everyone else's."""
+    return sorted(_local_trials(running, False) | (by_heartbeat - _local_trials(running, True)))
 
 
 class HeartbeatJournal(JournalStorage, BaseHeartbeat):
@@ -98,14 +107,14 @@ class HeartbeatJournal(JournalStorage, BaseHeartbeat):
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        now, stale = time.time(), set(_dead_local(running))
+        now, silent = time.time(), set()
         for t in running:
             last = t.system_attrs.get(BEAT_ATTR)
             if last is None and t.datetime_start is not None:
                 last = t.datetime_start.timestamp()
             if last is not None and now - last > self._grace:
-                stale.add(t._trial_id)
-        return sorted(stale)
+                silent.add(t._trial_id)
+        return _stale(running, silent)
 
     def get_heartbeat_interval(self) -> int:
         return self._interval
@@ -115,11 +124,12 @@ class HeartbeatJournal(JournalStorage, BaseHeartbeat):
 
 
 class LocalAwareRDB(RDBStorage):
-    """`RDBStorage` with its heartbeat, plus dead local workers found at once."""
+    """`RDBStorage` with its heartbeat, local workers judged by their process (see the module
+    docstring)."""
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return sorted(set(super()._get_stale_trial_ids(study_id)) | set(_dead_local(running)))
+        return _stale(running, set(super()._get_stale_trial_ids(study_id)))
 
 
 def open_storage(url: str | None, study_dir: Path) -> Any:
