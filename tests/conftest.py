@@ -41,6 +41,22 @@ def chromium() -> str:
     return path
 
 
+SECTION_STATE = """(() => {
+  const ids = %s;
+  return Object.fromEntries(ids.map(id => {
+    const el = document.getElementById(id);
+    if (!el) return [id, null];
+    const box = el.getBoundingClientRect();
+    return [id, {height: box.height, width: box.width,
+                 shown: getComputedStyle(el).display !== 'none' &&
+                        getComputedStyle(el).visibility !== 'hidden'}];
+  }));
+})()"""
+
+IMAGES = """[...document.images].map(i => ({ok: i.complete && i.naturalWidth > 0,
+                                         alt: i.alt}))"""
+
+
 class Browser:
     """A headless Chromium and a DevTools-protocol session on its one page."""
 
@@ -142,6 +158,14 @@ class Browser:
             elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
                 found.append(f"log: {params['entry']['text']}")
         return found
+
+    def sections(self, ids: list[str]) -> dict[str, Any]:
+        """Each element id's rendered box and visibility (None when the page lacks it)."""
+        return self.evaluate(SECTION_STATE % json.dumps(ids))
+
+    def images(self) -> list[dict[str, Any]]:
+        """Each image's alt text and whether it decoded (complete, naturalWidth > 0)."""
+        return self.evaluate(IMAGES)
 
     def screenshot(self, path: Path) -> Path:
         data = self.page("Page.captureScreenshot", format="png", captureBeyondViewport=True)

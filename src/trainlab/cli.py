@@ -342,7 +342,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                           f"ended ({tally.running} running elsewhere); run the same command "
                           "again to continue")  # fmt: skip
     print(best.line() if best else "no trial completed: no best recipe (see trials.csv)")
-    print(f"trials.csv, best.yaml and per-trial run directories: {plan.study_dir}")
+    print(f"trials.csv, best.yaml, study.html and per-trial run directories: {plan.study_dir}")
     return 0 if best else 1
 
 

@@ -13,7 +13,6 @@ otherwise the test is skipped, saying why.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -51,31 +50,15 @@ def artifacts() -> Path:
     return path
 
 
-SECTION_STATE = """(() => {
-  const ids = %s;
-  return Object.fromEntries(ids.map(id => {
-    const el = document.getElementById(id);
-    if (!el) return [id, null];
-    const box = el.getBoundingClientRect();
-    return [id, {height: box.height, width: box.width,
-                 shown: getComputedStyle(el).display !== 'none' &&
-                        getComputedStyle(el).visibility !== 'hidden'}];
-  }));
-})()"""
-
-IMAGES = """[...document.images].map(i => ({ok: i.complete && i.naturalWidth > 0,
-                                         alt: i.alt}))"""
-
-
 def test_report_renders_in_chromium_without_errors(browser, report) -> None:
     browser.open(report.as_uri())
     assert browser.errors() == []
-    sections = browser.evaluate(SECTION_STATE % json.dumps(list(SECTIONS)))
+    sections = browser.sections(list(SECTIONS))
     for sid in SECTIONS:
         state = sections[sid]
         assert state is not None, f"section {sid} missing"
         assert state["shown"] and state["height"] > 20 and state["width"] > 500, (sid, state)
-    images = browser.evaluate(IMAGES)
+    images = browser.images()
     assert len(images) >= 6 and all(i["ok"] for i in images), images
     assert browser.evaluate("document.title").startswith("trainlab run ")
     shot = browser.screenshot(artifacts() / "report-screenshot.png")

@@ -243,7 +243,6 @@ def build_report(run_dir: Path) -> str:
     if data_text is not None and len(data_text) > 4000:
         data_text = data_text[:4000] + "\n... (truncated; see data.json)"
     title = f"trainlab run {run_dir.name}"
-    links = " ".join(f'<a href="#{s}">{s}</a>' for s in SECTIONS)
     sections = [
         _summary(run_dir, records),
         _verdicts(records, probes, run_dir),
@@ -260,6 +259,17 @@ def build_report(run_dir: Path) -> str:
         _text("data", "Data", data_text, "No data.json."),
         _checkpoints(run_dir),
     ]
+    return page(title, SECTIONS, sections)
+
+
+# The pieces other self-contained pages share (the study page, `trainlab.study.search_html`),
+# so that they look the same and nothing is written twice.
+image, table, section = _img, _table, _section
+
+
+def page(title: str, section_ids: tuple[str, ...], sections: list[str]) -> str:
+    """A whole self-contained page: the title, a link to each section, the sections."""
+    links = " ".join(f'<a href="#{s}">{s}</a>' for s in section_ids)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n"

@@ -5,6 +5,7 @@
   and why it failed;
 * ``best.yaml``: the best trial's recipe, exactly as its run recorded it (`trainlab train
   best.yaml` trains it again);
+* ``study.html``: the study's pictures (`search_html`);
 * ``best.json``: the best trial and its one test score. The test split is evaluated here only,
   for the best trial's saved model (its final weights, `model.safetensors`): every trial was
   trained and judged with the test split withheld, so the score the report quotes was never
@@ -26,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.durable import write_json, write_text
 from trainlab.run.config import dump_recipe, load_recipe
+from trainlab.study.search_html import write_study_html
 from trainlab.study.search_spec import decode_value
 from trainlab.study.search_state import RETRY_OF, SURPLUS_ATTR, Tally
 
@@ -127,7 +129,10 @@ def summary(tally: Tally) -> dict[str, Any]:
 def finish_search(
     study: optuna.Study, study_dir: Path, objective: str, tally: Tally
 ) -> BestResult | None:
-    """trials.csv always; best.yaml, best.json and the test score once every slot ended."""
+    """trials.csv and study.html always; best.yaml, best.json and the test score once every
+    slot ended."""
     write_trials_csv(study.get_trials(deepcopy=False), objective, study_dir / "trials.csv")
     write_json(study_dir / "tally.json", summary(tally), indent=2)
-    return write_best(study, study_dir, objective, tally) if tally.finished else None
+    best = write_best(study, study_dir, objective, tally) if tally.finished else None
+    write_study_html(study, study_dir, objective, tally, best)
+    return best
