@@ -141,9 +141,11 @@ def test_tiny_study_end_to_end(tmp_path, capsys):
     assert best.optimizer.lr == pytest.approx(float(best_row["optimizer.lr"]))
     scored = yaml.safe_load((study_dir / "best.json").read_text())
     assert scored["test_loss"] > 0 and scored["configurations"] == 3
-    # the same command again: nothing to run, nothing counted twice
+    # the same command again: nothing to run, nothing counted twice; study.html written anew
+    (study_dir / "study.html").unlink()
     assert main(["search", str(_spec(tmp_path)), "--study-dir", str(study_dir)]) == 0
     assert len(list(csv.DictReader((study_dir / "trials.csv").open()))) == 3
+    assert "scored only for this best recipe" in (study_dir / "study.html").read_text()
 
 
 class AlwaysPrune(optuna.pruners.BasePruner):
