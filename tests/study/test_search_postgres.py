@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 import pytest
 import sqlalchemy
+from optuna.storages import fail_stale_trials
 from optuna.trial import TrialState, create_trial
 from search_checks import assert_nothing_lost_or_doubled, write_spec
 
@@ -138,3 +139,22 @@ def test_stale_by_process_here_and_by_heartbeat_elsewhere(tmp_path, request, kin
     _backdate_heartbeats(study, storage, GRACE + 3600)
     stale = storage._get_stale_trial_ids(study._study_id)
     assert stale == sorted([dead, other, anonymous]) and here not in stale
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+@pytest.mark.parametrize("kind", ["journal", "postgresql"])
+def test_a_retry_is_not_mistaken_for_its_dead_worker(tmp_path, request, kind):
+    """The retry of a dead worker's trial, once popped by a live worker and before that worker
+    records itself, must not look stale (Optuna copies the failed trial's system attributes
+    into its retry: our worker record and last beat are left out)."""
+    url = request.getfixturevalue("postgres_url") if kind == "postgresql" else None
+    storage = open_storage(url, tmp_path)
+    study = optuna.create_study(storage=storage, study_name=f"retry-{kind}")
+    dead = _running(study, _exited_worker())
+    fail_stale_trials(study)
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    assert retry.system_attrs["failed_trial"] == 0
+    assert WORKER_ATTR not in retry.system_attrs and BEAT_ATTR not in retry.system_attrs
+    popped = study.ask()  # a worker takes the retry (RUNNING, no worker recorded yet)
+    assert popped.number == retry.number and storage._get_stale_trial_ids(study._study_id) == []
+    assert study.get_trials(deepcopy=False)[0]._trial_id == dead

@@ -27,7 +27,6 @@ from typing import Any
 
 import optuna
 from optuna.pruners import BasePruner
-from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import Trial, TrialState
 
 from trainlab.durable import crash_point, write_text
@@ -43,7 +42,13 @@ from trainlab.study.search_state import (
     slot_of,
     tally,
 )
-from trainlab.study.search_storage import WORKER_ATTR, open_storage, redact, worker_identity
+from trainlab.study.search_storage import (
+    WORKER_ATTR,
+    open_storage,
+    redact,
+    retry_callback,
+    worker_identity,
+)
 from trainlab.train import STOP, Hooks
 from trainlab.train.metrics_log import read_jsonl
 from trainlab.train.records import EpochRecord
@@ -280,7 +285,7 @@ def _requeue_interrupted(study: optuna.Study) -> None:
     for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
         if t.system_attrs.get(WORKER_ATTR) == mine and not t.system_attrs.get("requeued"):
             study._storage.set_trial_system_attr(t._trial_id, "requeued", True)
-            RetryHeartbeatStaleTrialCallback()(study, t)
+            retry_callback(max_retry=10**9)(study, t)  # Ctrl-C: not a dying worker
 
 
 def run_search(

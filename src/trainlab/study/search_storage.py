@@ -20,6 +20,7 @@ heartbeat of its own; `HeartbeatJournal` adds one (the last beat as a system att
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import socket
 import time
@@ -31,16 +32,32 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from trainlab.run.config import RecipeError
 
 
-def _retry() -> RetryHeartbeatStaleTrialCallback:
-    """Optuna's retry of a stale trial (its experimental-feature warning silenced)."""
+class FreshRetry(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a stale trial, without the dead worker's identity and last beat.
+
+    Optuna copies the failed trial's system attributes into its retry; the retry would then
+    look, from the moment a worker pops it until that worker records itself, like a trial of
+    the dead worker, and another process would fail it as stale at once (and queue a second
+    retry of the same slot)."""
+
+    def __call__(self, study: Any, trial: FrozenTrial) -> None:
+        clean = copy.copy(trial)
+        clean.system_attrs = {k: copy.deepcopy(v) for k, v in trial.system_attrs.items()
+                              if k not in (WORKER_ATTR, BEAT_ATTR)}  # fmt: skip
+        super().__call__(study, clean)
+
+
+def retry_callback(max_retry: int | None = None) -> FreshRetry:
+    """The retry of a stale trial, at most `max_retry` times (default MAX_RETRY; the
+    experimental-feature warning off)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        return FreshRetry(max_retry=MAX_RETRY if max_retry is None else max_retry)
 
 
 HEARTBEAT = 5  # seconds between a running trial's heartbeats
@@ -99,7 +116,7 @@ class HeartbeatJournal(JournalStorage, BaseHeartbeat):
         lock = JournalFileOpenLock(str(path) + ".lock")
         super().__init__(JournalFileBackend(str(path), lock_obj=lock))
         self._interval, self._grace = interval, grace
-        self._retry = _retry()
+        self._retry = retry_callback()
 
     def record_heartbeat(self, trial_id: int) -> None:
         with contextlib.suppress(Exception):  # finished meanwhile (failed as stale elsewhere)
@@ -119,7 +136,7 @@ class HeartbeatJournal(JournalStorage, BaseHeartbeat):
     def get_heartbeat_interval(self) -> int:
         return self._interval
 
-    def get_heartbeat_stale_trial_callback(self) -> RetryHeartbeatStaleTrialCallback:
+    def get_heartbeat_stale_trial_callback(self) -> FreshRetry:
         return self._retry
 
 
@@ -143,7 +160,7 @@ def open_storage(url: str | None, study_dir: Path) -> Any:
             warnings.simplefilter("ignore", ExperimentalWarning)
             return LocalAwareRDB(
                 driver_url(url), heartbeat_interval=HEARTBEAT, grace_period=GRACE,
-                heartbeat_stale_trial_callback=_retry(),
+                heartbeat_stale_trial_callback=retry_callback(),
                 engine_kwargs={"pool_pre_ping": True, **_connect_timeout(url)},
             )  # fmt: skip
     except Exception as err:  # noqa: BLE001 - sqlalchemy's and the drivers' many kinds
