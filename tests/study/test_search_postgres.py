@@ -142,6 +142,7 @@ def test_stale_by_process_here_and_by_heartbeat_elsewhere(tmp_path, request, kin
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 @pytest.mark.parametrize("kind", ["journal", "postgresql"])
 def test_a_retry_is_not_mistaken_for_its_dead_worker(tmp_path, request, kind):
     """The retry of a dead worker's trial, once popped by a live worker and before that worker
