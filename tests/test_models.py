@@ -47,3 +47,36 @@ def test_resnet_without_skips_ignores_the_shortcut():
 def test_resnet_depth_must_be_6n_plus_2():
     with pytest.raises(ValueError, match="6n\\+2"):
         resnet((3, 32, 32), 10, depth=21)
+
+
+def _copy_weights(src: torch.nn.Module, dst: torch.nn.Module) -> None:
+    """Copy parameters and buffers module by module, in order (the layer indices differ)."""
+    pairs = zip(
+        [m for m in src.modules() if list(m.parameters(recurse=False))],
+        [m for m in dst.modules() if list(m.parameters(recurse=False))],
+        strict=True,
+    )
+    for a, b in pairs:
+        b.load_state_dict(a.state_dict())
+
+
+@pytest.mark.parametrize(("norm", "convs"), [("none", 1), ("none", 2), ("batch", 1), ("batch", 2)])
+def test_pool_first_computes_the_same_function(norm, convs):
+    """max-pool commutes with a per-channel increasing map (ReLU; BatchNorm in eval mode with
+    positive scales), so pooling before the stage's last norm + ReLU is the same network."""
+    torch.manual_seed(0)
+    late = cnn((1, 28, 28), 10, channels=(8, 16), convs_per_stage=convs, norm=norm).double()
+    early = cnn((1, 28, 28), 10, channels=(8, 16), convs_per_stage=convs, norm=norm,
+                pool_first=True).double()  # fmt: skip
+    for m in late.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 2.0)
+            m.bias.data.normal_()
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+    _copy_weights(late, early)
+    kinds = [type(m).__name__ for m in early]
+    first_pool = kinds.index("MaxPool2d")
+    assert kinds[first_pool - 1] == "Conv2d" and kinds.count("Conv2d") == 2 * convs
+    x = torch.randn(4, 1, 28, 28, dtype=torch.float64)
+    torch.testing.assert_close(early.eval()(x), late.eval()(x), rtol=0, atol=1e-12)

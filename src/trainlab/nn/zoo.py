@@ -101,10 +101,17 @@ def cnn(
     hidden_noise: float = 0.0,
     maxout_k: int = 2,
     global_pool: str = "max",
+    pool_first: bool = False,
 ) -> nn.Sequential:
     """Per stage: `convs_per_stage` 3x3 convs (+norm, "batch" by default) and a 2x2 max-pool;
     then a global max- (or ``global_pool="avg"``) pool and a Linear head. `hidden_noise`:
     Gaussian noise of that std on each stage's output at training time.
+
+    `pool_first`: each stage's max-pool comes right after its last conv, before that conv's
+    norm and activation. Max-pooling commutes with any per-channel increasing map, so with no
+    norm (or a norm in eval mode with positive scales) and a monotone activation such as ReLU
+    the network computes the same function, while the norm and activation touch a quarter of
+    the elements; in training, batch statistics are taken over the pooled map.
 
     Input (N, C, H, W) -> logits (N, num_outputs). Each stage halves the resolution.
     """
@@ -113,8 +120,12 @@ def cnn(
     for c_out in channels:
         for i in range(convs_per_stage):
             c = c_in if i == 0 else c_out
-            layers += _conv_block(c, c_out, norm, activation, maxout_k, norm_options or {})
-        layers.append(nn.MaxPool2d(2))
+            block = _conv_block(c, c_out, norm, activation, maxout_k, norm_options or {})
+            if pool_first and i == convs_per_stage - 1:
+                block.insert(1, nn.MaxPool2d(2))  # block[0] is the conv
+            layers += block
+        if not pool_first:
+            layers.append(nn.MaxPool2d(2))
         layers += _input_layers(hidden_noise)
         c_in = c_out
     pool = nn.AdaptiveAvgPool2d(1) if global_pool == "avg" else nn.AdaptiveMaxPool2d(1)

@@ -156,6 +156,7 @@ class CNNConfig(_Regularized):
     channels: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [32, 64, 128])
     convs_per_stage: Annotated[int, Field(ge=1)] = 1
     norm: str = "batch"
+    pool_first: bool = False  # max-pool before each stage's last norm + activation (faster)
 
 
 class _BlockNet(_ModelBase):
