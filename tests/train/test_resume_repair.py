@@ -156,10 +156,10 @@ def _signal_before_finish(monkeypatch, times: int) -> None:
 
     real = runner.finish_run
 
-    def finish(*args):
+    def finish(*args, **kwargs):
         for _ in range(times):
             os.kill(os.getpid(), signal.SIGINT)
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(runner, "finish_run", finish)
 
