@@ -316,9 +316,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from trainlab.run.bundled import study_file
     from trainlab.study import compare, format_table, load_compare_spec
 
-    spec, recipes = load_compare_spec(study_file(args.file))
+    path = study_file(args.file)
+    spec, recipes = load_compare_spec(path)
     given = Path(args.study_dir) if args.study_dir else None
-    study, rows = compare(spec, recipes, Path(args.runs_dir), Console(stderr=True), given)
+    study, rows = compare(spec, recipes, Path(args.runs_dir), Console(stderr=True), given,
+                          path=path, workers=args.workers, storage=args.storage)  # fmt: skip
     print(format_table(rows, spec.seeds))
     print(f"table and per-run directories: {study}")
     return 0
@@ -326,17 +328,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from trainlab.run.bundled import study_file
-    from trainlab.study.search import describe_plan, load_study, plan_search, run_search
-    from trainlab.study.search_report import finish_search
+    from trainlab.study.search_stages import run_stages
 
     given = Path(args.study_dir) if args.study_dir else None
-    plan = plan_search(study_file(args.spec), args.study, args.storage, args.workers,
-                       args.trials, given)  # fmt: skip
+    options = {"study": args.study, "storage": args.storage, "workers": args.workers,
+               "trials": args.trials, "study_dir": given}  # fmt: skip
     err = Console(stderr=True)
     say = lambda line: err.print(line, markup=False, soft_wrap=True)  # noqa: E731
-    say(describe_plan(plan))
-    tally = run_search(plan, say)
-    best = finish_search(load_study(plan), plan.study_dir, plan.search.spec.objective, tally)
+    plan, tally, best = run_stages(study_file(args.spec), args.stages, options, say)
     if not tally.finished:
         raise RecipeError(f"search {plan.study_name}: {tally.done} of {tally.budget} trials "
                           f"ended ({tally.running} running elsewhere); run the same command "
@@ -415,7 +414,10 @@ def cmd_cv(args: argparse.Namespace) -> int:
     from trainlab.study.cv import cross_validate, summarize
 
     recipe = load_recipe(_recipe_path(args.recipe), args.set)
-    print(summarize(cross_validate(recipe, args.folds, Console(stderr=True))))
+    given = Path(args.study_dir) if args.study_dir else None
+    results = cross_validate(recipe, args.folds, Console(stderr=True), study=given,
+                             workers=args.workers, storage=args.storage)  # fmt: skip
+    print(summarize(results))
     return 0
 
 
@@ -622,6 +624,10 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--study-dir", metavar="DIR",
                    help="use DIR for the study: a comparison killed part-way continues there "
                    "(finished runs kept, unfinished ones resumed)")  # fmt: skip
+    c.add_argument("--workers", type=int, default=1,
+                   help="worker processes on this machine, each with cores/N threads")  # fmt: skip
+    c.add_argument("--storage", metavar="URL", help="shared database, e.g. postgresql://... "
+                   "(default: a journal file in the study directory)")  # fmt: skip
     c.set_defaults(func=cmd_compare)
     se = sub.add_parser("search", help="hyperparameter search (Optuna): trials.csv, best.yaml")
     se.add_argument("spec", help="search file or bundled name, e.g. search-mnist1d")
@@ -631,6 +637,8 @@ def parser() -> argparse.ArgumentParser:
                     "user:pw@host/db (default: a journal file in the study directory)")  # fmt: skip
     se.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
     se.add_argument("--trials", type=int, help="the study's number of trials (default: spec)")
+    se.add_argument("--stages", type=int, default=1, help="coarse to fine: after each stage, "
+                    "search again in ranges narrowed around its 5 best trials")  # fmt: skip
     se.add_argument("--study-dir", metavar="DIR",
                     help="study directory (default: RUNS_DIR/search-NAME)")  # fmt: skip
     se.set_defaults(func=cmd_search)
@@ -662,6 +670,12 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("recipe", nargs="?", help="recipe YAML file or bundled name")
     v.add_argument("--folds", type=int, default=5)
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    v.add_argument("--workers", type=int, default=1,
+                   help="worker processes on this machine, each with cores/N threads")  # fmt: skip
+    v.add_argument("--storage", metavar="URL", help="shared database, e.g. postgresql://... "
+                   "(default: a journal file in the study directory)")  # fmt: skip
+    v.add_argument("--study-dir", metavar="DIR", help="the study's directory (default: a new "
+                   "one under the recipe's runs_dir); a killed cv continues there")  # fmt: skip
     v.set_defaults(func=cmd_cv)
     s = sub.add_parser("schedule", help="plot a learning-rate schedule, or list them",
                        epilog="trainlab schedule list: every name with its arguments")  # fmt: skip

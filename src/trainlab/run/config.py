@@ -67,6 +67,21 @@ class BatchGrowthConfig(_Strict):
     factor: Annotated[int, Field(ge=2)] = 5
 
 
+class FoldConfig(_Strict):
+    """k-fold cross-validation (`trainlab cv`): train on every fold of the training split but
+    `index` (0-based, of `count`), drawn by scikit-learn's (Stratified)KFold with the recipe's
+    seed, and evaluate on the held-out fold in the test split's place."""
+
+    count: Annotated[int, Field(ge=2)]
+    index: Annotated[int, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _index_below_count(self) -> FoldConfig:
+        if self.index >= self.count:
+            raise ValueError(f"index {self.index} must be below count {self.count}")
+        return self
+
+
 class DataConfig(_Strict):
     """Which dataset, how it is split and normalized, and the batch size."""
 
@@ -82,6 +97,7 @@ class DataConfig(_Strict):
     label_noise: Annotated[float, Field(ge=0, le=1)] = 0.0  # fraction of training labels
     subset: Annotated[int, Field(ge=2)] | None = None  # a seeded subset of the training split
     seed: int | None = None  # dataset generation, subset, val split, label noise; None: recipe's
+    fold: FoldConfig | None = None  # cross-validation: the held-out fold is the test split
     bootstrap: bool = False  # bagging: a bootstrap resample of the training split (recipe seed)
     batch_growth: BatchGrowthConfig | None = None  # e.g. {epochs: [10, 20], factor: 5}
 

@@ -22,7 +22,7 @@ from trainlab.data import (
     with_label_noise,
 )
 from trainlab.data.fingerprint import data_fingerprint
-from trainlab.data.kfold import take
+from trainlab.data.kfold import kfold_splits, take
 from trainlab.data.tasks import with_task_labels
 from trainlab.nn.multitask import MultiTaskLoss
 from trainlab.run.builders import (
@@ -120,11 +120,27 @@ def training_subset(bundle: DataBundle, size: int, seed: int) -> DataBundle:
     return replace(bundle, train=take(bundle.train, order[:size]))
 
 
+def held_out_fold(bundle: DataBundle, recipe: Recipe) -> DataBundle:
+    """`bundle` with the training split less fold `data.fold.index` and that fold as the test
+    split (`trainlab cv`); the folds are drawn from the recipe's seed."""
+    fold = recipe.data.fold
+    assert fold is not None
+    stratify = recipe.data.stratify and bundle.num_classes is not None
+    try:
+        splits = kfold_splits(bundle.train, fold.count, seed=recipe.seed, stratify=stratify)
+    except ValueError as err:
+        raise RecipeError(f"recipe field data.fold: {err}") from None
+    train_idx, held_idx = splits[fold.index]
+    return replace(bundle, train=take(bundle.train, train_idx), test=take(bundle.train, held_idx))
+
+
 def build(recipe: Recipe, bundle: DataBundle | None = None) -> Experiment:
     """Load the data (unless `bundle` is given, e.g. a cross-validation fold) and build model,
     optimizer, schedule and loss; fail before training."""
     data = recipe.data
     bundle = bundle or load_bundle(recipe)
+    if data.fold is not None:
+        bundle = held_out_fold(bundle, recipe)
     if data.subset is not None:
         bundle = training_subset(bundle, data.subset, data_seed(recipe))
     train, val, test, norm = prepare_splits(

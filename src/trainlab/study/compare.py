@@ -16,10 +16,16 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
+from optuna.pruners import BasePruner, NopPruner
+from optuna.samplers import BaseSampler
+from optuna.trial import Trial
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from rich.console import Console
 
@@ -31,8 +37,19 @@ from trainlab.run.config import (
     override_recipe,
     read_yaml_mapping,
 )
-from trainlab.run.runner import RunResult, new_run_dir, resume_run, train_recipe
+from trainlab.run.runner import RunResult, RunStopped, new_run_dir, resume_run, train_recipe
 from trainlab.run.stacked import recipe_refusal, train_stacked
+from trainlab.study.engine import (
+    Plan,
+    TrialFailed,
+    check_counts,
+    create_study,
+    first_failure,
+    run_study,
+    threads_per_worker,
+    with_threads,
+)
+from trainlab.study.search_sampler import SlotSampler
 
 
 class SharpnessSpec(BaseModel):
@@ -130,28 +147,36 @@ def compare(
     runs_dir: Path,
     console: Console,
     study: Path | None = None,
+    *,
+    path: Path | None = None,
+    workers: int = 1,
+    storage: str | None = None,
 ) -> tuple[Path, list[Row]]:
-    """Run every variant and seed in a study directory; write results.json and table.md.
+    """Run every variant and seed as a study on the engine (`trainlab.study.engine`: a slot
+    per job of `plan_jobs`, `workers` processes when the comparison file's `path` is given);
+    write results.json and table.md.
 
     Given the `study` directory of an earlier, interrupted comparison, finished runs are
     taken as recorded and unfinished ones resumed from their checkpoints."""
+    check_counts(workers)
     preflight(recipes)
+    if workers > 1 and path is None:
+        raise RecipeError("compare: --workers > 1 needs the comparison file's path")
     if study is None:
         study = new_run_dir(Recipe(name=spec.name, runs_dir=str(runs_dir)))
     study.mkdir(parents=True, exist_ok=True)
-    rows = []
-    together = _stacked_variants(recipes, study, console)
-    for name, variant_recipes in recipes.items():
-        results = together or _stacked_seeds(name, variant_recipes, study, console)
-        for recipe in variant_recipes:
-            result = results.get(recipe.name) or _run(recipe, study / recipe.name)
-            row = Row(name, recipe.seed, result.test_acc, result.test_loss,
-                      result.metrics.get("train_acc"), result.train_seconds,
-                      _top_eigenvalue(spec.sharpness, result.run_dir))  # fmt: skip
-            sharp = "" if row.top_eigenvalue is None else f"  λ_max {row.top_eigenvalue:.4g}"
-            console.print(f"{name:<10} seed {recipe.seed}  test acc {_pct(row.test_acc)}{sharp}  "
-                          f"{row.train_seconds:.1f} s")  # fmt: skip
-            rows.append(row)
+    say = lambda line: console.print(line, markup=False, soft_wrap=True)  # noqa: E731
+    task = CompareTask(path, spec, recipes, plan_jobs(recipes, say))
+    threads = None if workers == 1 else threads_per_worker(workers)
+    plan = Plan(task, study, spec.name, storage, len(task.jobs), workers, threads)
+    create_study(plan)
+    tally = run_study(plan, say)
+    if tally.complete < tally.budget:
+        why = first_failure(plan) or f"{tally.budget - tally.complete} jobs did not finish"
+        raise RecipeError(f"compare {spec.name}: {why} (study: {study}; the same command "
+                          f"with --study-dir {study} resumes it)")  # fmt: skip
+    rows = [_row(spec, name, r, _run(r, study / r.name), console)
+            for name, rs in recipes.items() for r in rs]  # fmt: skip
     write_json(study / "results.json", [asdict(r) for r in rows], indent=2)
     write_text(study / "table.md", format_table(rows, spec.seeds) + "\n")
     if spec.surface is not None:
@@ -160,32 +185,107 @@ def compare(
     return study, rows
 
 
-def _stacked_variants(
-    recipes: dict[str, list[Recipe]], study: Path, console: Console
-) -> dict[str, RunResult]:
-    """Every variant and seed in one stack when the variants differ only in what a stack lets
-    differ (seed, lr, weight decay: an lr sweep), by run name; else {} (silently: the
-    variants then try their own stacks)."""
+def _row(spec: CompareSpec, name: str, recipe: Recipe, result: RunResult, console: Console) -> Row:
+    """The table's row of one finished run (and its line on the console)."""
+    row = Row(name, recipe.seed, result.test_acc, result.test_loss,
+              result.metrics.get("train_acc"), result.train_seconds,
+              _top_eigenvalue(spec.sharpness, result.run_dir))  # fmt: skip
+    sharp = "" if row.top_eigenvalue is None else f"  λ_max {row.top_eigenvalue:.4g}"
+    console.print(f"{name:<10} seed {recipe.seed}  test acc {_pct(row.test_acc)}{sharp}  "
+                  f"{row.train_seconds:.1f} s")  # fmt: skip
+    return row
+
+
+@dataclass(frozen=True)
+class Job:
+    """Runs trained together in one slot: a stack of runs (`trainlab.run.stacked`) when
+    there are several, else one run. `label` prefixes the job's console lines."""
+
+    label: str
+    recipes: tuple[Recipe, ...]
+
+
+def plan_jobs(recipes: dict[str, list[Recipe]], say: Callable[[str], None] = print) -> list[Job]:
+    """The comparison's jobs: every variant and seed in one stack when the variants differ
+    only in what a stack lets differ (seed, lr, weight decay: an lr sweep); else each
+    variant's seeds as one stack where the variant allows it (one `say` line when it does
+    not) and each run alone otherwise."""
     everything = [r for rs in recipes.values() for r in rs]
-    dirs = [study / r.name for r in everything]
-    if len(recipes) < 2 or any(d.exists() for d in dirs) or recipe_refusal(everything):
-        return {}
-    say = lambda line: console.print(f"all variants {line}", markup=False, soft_wrap=True)  # noqa: E731
-    results = train_stacked(everything, dirs, say=say)
-    return {} if results is None else {r.name: x for r, x in zip(everything, results, strict=True)}
+    if len(recipes) > 1 and recipe_refusal(everything) is None:
+        return [Job("all variants", tuple(everything))]
+    jobs = []
+    for name, variant_recipes in recipes.items():
+        why = recipe_refusal(variant_recipes) if len(variant_recipes) > 1 else "one run only"
+        if why is None:
+            jobs.append(Job(f"{name:<10} seeds", tuple(variant_recipes)))
+            continue
+        if len(variant_recipes) > 1:
+            say(f"{name:<10} seeds trained one by one: {why}")
+        jobs += [Job(name, (r,)) for r in variant_recipes]
+    return jobs
 
 
-def _stacked_seeds(
-    name: str, recipes: list[Recipe], study: Path, console: Console
-) -> dict[str, RunResult]:
-    """A variant's seeds trained at once as one stack (`trainlab.run.stacked`) when none has
-    started and the variant allows it, by run name; else {} after one line saying why not."""
-    dirs = [study / r.name for r in recipes]
-    if len(recipes) < 2 or any(d.exists() for d in dirs):
-        return {}
-    say = lambda line: console.print(f"{name:<10} seeds {line}", markup=False, soft_wrap=True)  # noqa: E731
-    results = train_stacked(recipes, dirs, say=say)
-    return {} if results is None else {r.name: res for r, res in zip(recipes, results, strict=True)}
+@dataclass(frozen=True)
+class CompareTask:
+    """A comparison's slots: slot k trains job k of `plan_jobs` into STUDY_DIR/RUN_NAME."""
+
+    path: Path | None
+    spec: CompareSpec
+    recipes: dict[str, list[Recipe]]
+    jobs: list[Job]
+    kind = "compare"
+    direction = "maximize"
+
+    def fingerprint(self) -> str:
+        return self.spec.model_dump_json()
+
+    def worker_args(self) -> list[str]:
+        return ["compare", str(self.path)]
+
+    def sampler(self, index: int) -> BaseSampler:
+        return SlotSampler(0)  # nothing is sampled: the slot names the job
+
+    def pruner(self) -> BasePruner:
+        return NopPruner()
+
+    def run(self, plan: Plan, trial: Trial, slot: int) -> float:
+        """Train job `slot` (resume or read back runs a killed worker left); its mean test
+        accuracy (0 without one)."""
+        job = self.jobs[slot]
+        trial.set_user_attr("job", job.label.strip())
+        try:
+            results = run_job(job, plan.study_dir, plan.threads)
+        except RunStopped as err:
+            if err.exit_code == 130:
+                raise KeyboardInterrupt from None
+            raise TrialFailed(str(err)) from None
+        except RecipeError as err:
+            raise TrialFailed(str(err)) from None
+        accs = [r.test_acc for r in results if r.test_acc is not None]
+        return statistics.fmean(accs) if accs else 0.0
+
+    def best_text(self, study: optuna.Study) -> str:
+        return f"{len(self.jobs)} job(s) of {sum(len(j.recipes) for j in self.jobs)} runs"
+
+
+def run_job(job: Job, study_dir: Path, threads: int | None = None) -> list[RunResult]:
+    """Train a job's runs as one stack when none has started (and the stack is allowed),
+    else each run alone: trained, resumed or read back."""
+    recipes = [r if r.train.threads is not None else with_threads(r, threads) for r in job.recipes]
+    dirs = [study_dir / r.name for r in recipes]
+    if len(recipes) > 1 and not any(d.exists() for d in dirs):
+        say = lambda line: print(f"{job.label} {line}", file=sys.stderr, flush=True)  # noqa: E731
+        results = train_stacked(recipes, dirs, say=say)
+        if results is not None:
+            return results
+    return [_run(r, d) for r, d in zip(recipes, dirs, strict=True)]
+
+
+def compare_from_args(args: list[str]) -> CompareTask:
+    """The task of a worker process: `compare SPEC` (see `CompareTask.worker_args`)."""
+    path = Path(args[0])
+    spec, recipes = load_compare_spec(path)
+    return CompareTask(path, spec, recipes, plan_jobs(recipes, say=lambda line: None))
 
 
 def _run(recipe: Recipe, run_dir: Path) -> RunResult:

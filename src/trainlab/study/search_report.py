@@ -81,9 +81,10 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 
 def write_best(
-    study: optuna.Study, study_dir: Path, objective: str, tally: Tally
+    study: optuna.Study, study_dir: Path, objective: str, tally: Tally, score: bool = True
 ) -> BestResult | None:
-    """best.yaml and best.json (see the module docstring); None with no completed trial."""
+    """best.yaml and best.json (see the module docstring); None with no completed trial.
+    `score=False` (a coarse stage of a staged search) leaves the test split alone."""
     best = best_trial(study)
     if best is None:
         return None
@@ -94,7 +95,9 @@ def write_best(
     header = (f"# best of {tally.done} configurations of search {study.study_name}: {objective}"
               f" {best.value:.4f} (trial {best.number}); trainlab train best.yaml\n")  # fmt: skip
     write_text(study_dir / "best.yaml", header + dump_recipe(recipe))
-    loss, acc, measured = _test_score(run_dir, study_dir)
+    loss, acc, measured = float("nan"), None, "not scored: a coarse stage"
+    if score:
+        loss, acc, measured = _test_score(run_dir, study_dir)
     slot = int(best.user_attrs.get("slot", -1))
     result = BestResult(best.number, slot, objective, float(best.value), loss, acc,
                         tally.done, str(run_dir), measured)  # fmt: skip
@@ -127,12 +130,12 @@ def summary(tally: Tally) -> dict[str, Any]:
 
 
 def finish_search(
-    study: optuna.Study, study_dir: Path, objective: str, tally: Tally
+    study: optuna.Study, study_dir: Path, objective: str, tally: Tally, score: bool = True
 ) -> BestResult | None:
-    """trials.csv and study.html always; best.yaml, best.json and the test score once every
-    slot ended."""
+    """trials.csv and study.html always; best.yaml, best.json and (unless `score` is False)
+    the test score once every slot ended."""
     write_trials_csv(study.get_trials(deepcopy=False), objective, study_dir / "trials.csv")
     write_json(study_dir / "tally.json", summary(tally), indent=2)
-    best = write_best(study, study_dir, objective, tally) if tally.finished else None
+    best = write_best(study, study_dir, objective, tally, score) if tally.finished else None
     write_study_html(study, study_dir, objective, tally, best)
     return best
