@@ -56,6 +56,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     ensemble = _ensemble_recipe(args)
     if ensemble is not None:
         return _train_ensemble(ensemble, args, err)
+    if args.workers != 1:
+        raise RecipeError(f"--workers {args.workers}: worker processes train an ensemble's "
+                          "members; this recipe trains one model (see --nproc)")  # fmt: skip
     quiet = args.quiet or args.json
     if args.resume:
         result = resume_run(Path(args.resume), quiet=quiet, console=err)
@@ -277,7 +280,8 @@ def _train_ensemble(recipe: Recipe, args: argparse.Namespace, err: Console) -> i
     from trainlab.study.ensemble import describe_ensemble, run_ensemble
 
     run_dir = Path(args.resume) if args.resume else None
-    result = run_ensemble(recipe, run_dir, quiet=args.quiet or args.json, console=err)
+    result = run_ensemble(recipe, run_dir, quiet=args.quiet or args.json, console=err,
+                          workers=args.workers)  # fmt: skip
     print(json.dumps(result.summary()) if args.json else describe_ensemble(result))
     return 0
 
@@ -594,6 +598,8 @@ def parser() -> argparse.ArgumentParser:
                    help="data parallel: train in N local processes (torchrun, gloo on CPU); "
                    "data.batch_size is the global batch. Many machines: run `torchrun ... -m "
                    "trainlab.cli train` on each (README)")  # fmt: skip
+    t.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="an ensemble's members on N processes (cores/N threads each)")  # fmt: skip
     t.set_defaults(func=cmd_train)
     ru = sub.add_parser("runs", help="list runs, newest first: status, epochs, accuracy")
     ru.add_argument("dir", nargs="?", default="runs", help="folder of runs (default: runs)")

@@ -151,3 +151,43 @@ def test_bad_workers_is_one_line_before_any_run(tmp_path: Path, capsys) -> None:
                  "--runs-dir", str(tmp_path / "runs")]) == 1  # fmt: skip
     assert "--workers: 0; expected a number of processes >= 1" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_ensemble_on_two_workers_is_the_ensemble_on_one(tmp_path: Path) -> None:
+    """Members that cannot stack (SAM) are one job each: two processes train them, and the
+    ensemble's numbers are those of one process."""
+    from trainlab.run.config import validate_recipe
+    from trainlab.study.ensemble import run_ensemble
+
+    raw = load_recipe(_write(tmp_path)).model_dump(mode="json")
+    raw["optimizer"]["sam"] = {"policy": "sam", "rho": 0.05}
+    raw["ensemble"] = {"method": "independent", "members": 2}
+    recipe = validate_recipe(raw)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    one = run_ensemble(recipe, tmp_path / "one", quiet=True)
+    two = run_ensemble(recipe, tmp_path / "two", quiet=True, workers=2)
+    assert (one.test_acc, one.test_nll) == (two.test_acc, two.test_nll)
+    assert [m["test_acc"] for m in one.members] == [m["test_acc"] for m in two.members]
+    trials = optuna.load_study(study_name="ensemble-base", storage=_journal(tmp_path / "two"))
+    assert [t.state for t in trials.get_trials()] == [TrialState.COMPLETE] * 2
+
+
+def test_sharpness_of_stacked_runs_reads_their_final_weights(tmp_path: Path) -> None:
+    """Runs trained in a stack keep no checkpoints: the sharpness column reads the final
+    weights (model.safetensors) instead of failing (the bundled `sharpness` file did)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from trainlab.run.trained import open_run
+
+    spec_file = _spec(tmp_path, "  sgd: {}\n")
+    spec_file.write_text(spec_file.read_text() + "sharpness: {examples: 64, max_iter: 5}\n")
+    spec, recipes = load_compare_spec(spec_file)
+    study, rows = compare(spec, recipes, tmp_path, Console(stderr=True), path=spec_file)
+    run = study / recipes["sgd"][0].name
+    assert not (run / "checkpoints").exists()  # trained in a stack
+    state = open_run(run).state
+    final = load_file(str(run / "model.safetensors"))
+    assert state.keys() == final.keys() and all(torch.equal(state[k], final[k]) for k in final)
+    assert all(r.top_eigenvalue is not None and r.top_eigenvalue > 0 for r in rows)

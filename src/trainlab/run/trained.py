@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from torch import Tensor
 
 from trainlab.durable import read_json
@@ -17,6 +18,7 @@ from trainlab.landscape.hessian import make_hvp, top_eigenvalues_power
 from trainlab.landscape.loss import loss_of_params, model_params, split_batches
 from trainlab.landscape.sharpness import SharpnessReport, sharpness_report
 from trainlab.run.config import Recipe, RecipeError, load_recipe
+from trainlab.run.evaluation import FINAL_WEIGHTS
 from trainlab.run.experiment import Experiment, build
 from trainlab.train.checkpoint import usable_checkpoint
 
@@ -40,18 +42,35 @@ class TrainedRun:
 def open_run(run_dir: str | Path) -> TrainedRun:
     """The run's recipe and latest checkpoint weights, or RunDirError saying what was expected."""
     run_dir = Path(run_dir)
-    expected = "a run directory with recipe.yaml and checkpoints/step-*/model.safetensors"
+    expected = (
+        "a run directory with recipe.yaml and checkpoints/step-*/model.safetensors "
+        "(or, finished, model.safetensors)"
+    )
     if not (run_dir / "recipe.yaml").is_file():
         raise RunDirError(f"{run_dir}: expected {expected}; found no recipe.yaml")
     recipe = load_recipe(run_dir / "recipe.yaml")
     damaged: list[str] = []
     ckpt = usable_checkpoint(run_dir / "checkpoints", damaged.append, move_aside=False)
     if ckpt is None:
+        final = _final_weights(run_dir)
+        if final is not None:  # a run trained in a stack keeps no checkpoints
+            return TrainedRun(run_dir, recipe, run_dir / FINAL_WEIGHTS, final)
         why = f" ({len(damaged)} damaged)" if damaged else ""
         raise RunDirError(f"{run_dir}: expected {expected}; found no usable checkpoint{why}")
     for line in damaged:  # an older checkpoint is used: say so
         print(f"warning: {line}", file=sys.stderr)
     return TrainedRun(run_dir, recipe, ckpt.path, ckpt.weights)
+
+
+def _final_weights(run_dir: Path) -> dict[str, Tensor] | None:
+    """A finished run's final weights (model.safetensors beside result.json), if readable."""
+    path = run_dir / FINAL_WEIGHTS
+    if not ((run_dir / "result.json").is_file() and path.is_file()):
+        return None
+    try:
+        return load_file(str(path))
+    except Exception:  # noqa: BLE001 - a damaged file: no usable weights
+        return None
 
 
 def _shapes(state: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:

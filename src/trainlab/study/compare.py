@@ -166,7 +166,7 @@ def compare(
         study = new_run_dir(Recipe(name=spec.name, runs_dir=str(runs_dir)))
     study.mkdir(parents=True, exist_ok=True)
     say = lambda line: console.print(line, markup=False, soft_wrap=True)  # noqa: E731
-    task = CompareTask(path, spec, recipes, plan_jobs(recipes, say))
+    task = compare_task(path, spec, recipes, say)
     threads = None if workers == 1 else threads_per_worker(workers)
     plan = Plan(task, study, spec.name, storage, len(task.jobs), workers, threads)
     create_study(plan)
@@ -199,10 +199,15 @@ def _row(spec: CompareSpec, name: str, recipe: Recipe, result: RunResult, consol
 @dataclass(frozen=True)
 class Job:
     """Runs trained together in one slot: a stack of runs (`trainlab.run.stacked`) when
-    there are several, else one run. `label` prefixes the job's console lines."""
+    there are several, else one run. `label` prefixes the job's console lines; `subdirs`
+    are the runs' directories in the study directory (default: the runs' names)."""
 
     label: str
     recipes: tuple[Recipe, ...]
+    subdirs: tuple[str, ...] = ()
+
+    def dirs(self, study_dir: Path) -> list[Path]:
+        return [study_dir / d for d in self.subdirs or [r.name for r in self.recipes]]
 
 
 def plan_jobs(recipes: dict[str, list[Recipe]], say: Callable[[str], None] = print) -> list[Job]:
@@ -226,21 +231,22 @@ def plan_jobs(recipes: dict[str, list[Recipe]], say: Callable[[str], None] = pri
 
 
 @dataclass(frozen=True)
-class CompareTask:
-    """A comparison's slots: slot k trains job k of `plan_jobs` into STUDY_DIR/RUN_NAME."""
+class JobsTask:
+    """A study whose slot k trains `jobs[k]` (`run_job`): a comparison's variants x seeds,
+    an ensemble's members. `args` rebuild it in a worker process (`trainlab.study.worker`);
+    `fingerprint_text` names the work, so that a study dir of other work is refused."""
 
-    path: Path | None
-    spec: CompareSpec
-    recipes: dict[str, list[Recipe]]
+    kind: str
+    args: tuple[str, ...]
     jobs: list[Job]
-    kind = "compare"
+    fingerprint_text: str
     direction = "maximize"
 
     def fingerprint(self) -> str:
-        return self.spec.model_dump_json()
+        return self.fingerprint_text
 
     def worker_args(self) -> list[str]:
-        return ["compare", str(self.path)]
+        return [self.kind, *self.args]
 
     def sampler(self, index: int) -> BaseSampler:
         return SlotSampler(0)  # nothing is sampled: the slot names the job
@@ -268,11 +274,19 @@ class CompareTask:
         return f"{len(self.jobs)} job(s) of {sum(len(j.recipes) for j in self.jobs)} runs"
 
 
+def compare_task(
+    path: Path | None, spec: CompareSpec, recipes: dict[str, list[Recipe]], say: Callable
+) -> JobsTask:
+    """A comparison's study: slot k trains job k of `plan_jobs` into STUDY_DIR/RUN_NAME."""
+    args = () if path is None else (str(path),)
+    return JobsTask("compare", args, plan_jobs(recipes, say), spec.model_dump_json())
+
+
 def run_job(job: Job, study_dir: Path, threads: int | None = None) -> list[RunResult]:
     """Train a job's runs as one stack when none has started (and the stack is allowed),
     else each run alone: trained, resumed or read back."""
     recipes = [r if r.train.threads is not None else with_threads(r, threads) for r in job.recipes]
-    dirs = [study_dir / r.name for r in recipes]
+    dirs = job.dirs(study_dir)
     if len(recipes) > 1 and not any(d.exists() for d in dirs):
         say = lambda line: print(f"{job.label} {line}", file=sys.stderr, flush=True)  # noqa: E731
         results = train_stacked(recipes, dirs, say=say)
@@ -281,11 +295,11 @@ def run_job(job: Job, study_dir: Path, threads: int | None = None) -> list[RunRe
     return [_run(r, d) for r, d in zip(recipes, dirs, strict=True)]
 
 
-def compare_from_args(args: list[str]) -> CompareTask:
-    """The task of a worker process: `compare SPEC` (see `CompareTask.worker_args`)."""
+def compare_from_args(args: list[str]) -> JobsTask:
+    """The task of a worker process: `compare SPEC` (see `compare_task`)."""
     path = Path(args[0])
     spec, recipes = load_compare_spec(path)
-    return CompareTask(path, spec, recipes, plan_jobs(recipes, say=lambda line: None))
+    return compare_task(path, spec, recipes, say=lambda line: None)
 
 
 def _run(recipe: Recipe, run_dir: Path) -> RunResult:

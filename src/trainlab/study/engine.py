@@ -64,7 +64,7 @@ class Surplus(Exception):
 
 
 class Task(Protocol):
-    """What a study's slots train (`SearchTask`, `CompareTask`, `CvTask`)."""
+    """What a study's slots train (`SearchTask`, `JobsTask`, `CvTask`)."""
 
     kind: str  # the worker's first argument: "search", "compare" or "cv"
     direction: str  # "maximize" or "minimize", of the value `run` returns

@@ -12,6 +12,7 @@ ordinary run. Both add `ensemble.json` (members' and ensemble's test accuracy)."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,16 @@ from trainlab.run.config import Recipe, RecipeError, dump_recipe, load_recipe, v
 from trainlab.run.evaluation import FINAL_WEIGHTS
 from trainlab.run.experiment import build
 from trainlab.run.runner import new_run_dir, resume_run, train_recipe
-from trainlab.run.stacked import train_stacked
-from trainlab.study.compare import preflight
+from trainlab.run.stacked import recipe_refusal
+from trainlab.study.compare import Job, JobsTask, preflight
+from trainlab.study.engine import (
+    Plan,
+    check_counts,
+    create_study,
+    first_failure,
+    run_study,
+    threads_per_worker,
+)
 from trainlab.train.ensembles import combine, member_probabilities
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -66,9 +75,11 @@ def run_ensemble(
     *,
     quiet: bool = False,
     console: Console | None = None,
+    workers: int = 1,
 ) -> EnsembleResult:
     """Train (or, given the `run_dir` of an unfinished ensemble, resume) the recipe's ensemble;
-    write ensemble.json and return it."""
+    write ensemble.json and return it. Independent and bagging members are a study on the
+    engine (`trainlab.study.engine`), on `workers` processes."""
     ens = recipe.ensemble
     if ens is None:
         raise RecipeError("recipe field ensemble: missing (this recipe trains one model)")
@@ -91,14 +102,12 @@ def run_ensemble(
         names = [{"name": f"snapshot@{step}", "step": step} for step in snaps.steps]
         return _measure(recipe, result.run_dir, names, snaps.models, result.experiment.test)
     preflight({"0": [member_recipe(recipe, 0)]}, "member")  # fails before any member trains
+    check_counts(workers)
     run_dir = run_dir or new_run_dir(recipe)
     write_text(run_dir / "recipe.yaml", dump_recipe(recipe))
-    stacked = _stacked_members(recipe, run_dir, console)
-    if stacked is not None:
-        return _measure(recipe, run_dir, *stacked)
+    _train_members(recipe, run_dir, console, workers)
     models, test, names = [], None, []
-    for k in range(ens.members):
-        console.print(f"member {k + 1}/{ens.members}")
+    for k in range(ens.members):  # each member read back from its directory
         model, split, member_dir = _train_member(member_recipe(recipe, k), run_dir / "members" /
                                                  str(k), quiet, console)  # fmt: skip
         if test is not None and not torch.equal(test.y, split.y):
@@ -110,24 +119,43 @@ def run_ensemble(
     return _measure(recipe, run_dir, names, models, test)
 
 
-def _stacked_members(
-    recipe: Recipe, run_dir: Path, console: Console
-) -> tuple[list[dict[str, Any]], list[nn.Module], TensorSplit] | None:
-    """All members trained at once as one stack (`trainlab.run.stacked`) when none has started
-    and the recipe allows it; else None after one line saying why not."""
+def member_jobs(recipe: Recipe, say: Callable[[str], None]) -> list[Job]:
+    """All members as one stack (`trainlab.run.stacked`) when the recipe allows it, else one
+    job per member (after one `say` line naming why)."""
     assert recipe.ensemble is not None
     count = recipe.ensemble.members
-    dirs = [run_dir / "members" / str(k) for k in range(count)]
-    if any(d.exists() for d in dirs):
-        return None  # resuming: members continue one by one from their own files
-    say = lambda line: console.print(f"ensemble members {line}", markup=False, soft_wrap=True)  # noqa: E731
-    results = train_stacked([member_recipe(recipe, k) for k in range(count)], dirs, say=say)
-    if results is None:
-        return None
-    names = [{"name": f"member{k}", "run_dir": str(d)} for k, d in enumerate(dirs)]
-    experiments = [r.experiment for r in results]
-    assert all(e is not None for e in experiments)
-    return names, [e.model for e in experiments], experiments[0].test
+    members = [member_recipe(recipe, k) for k in range(count)]
+    subdirs = tuple(f"members/{k}" for k in range(count))
+    why = recipe_refusal(members) if count > 1 else "one member"
+    if why is None:
+        return [Job("ensemble members", tuple(members), subdirs)]
+    say(f"ensemble members trained one by one: {why}")
+    return [Job(f"member {k + 1}/{count}", (m,), (d,))
+            for k, (m, d) in enumerate(zip(members, subdirs, strict=True))]  # fmt: skip
+
+
+def ensemble_task(run_dir: Path, recipe: Recipe, say: Callable[[str], None]) -> JobsTask:
+    """An ensemble's study, in its run directory: slot k trains job k of `member_jobs`."""
+    return JobsTask("ensemble", (str(run_dir),), member_jobs(recipe, say), dump_recipe(recipe))
+
+
+def ensemble_from_args(args: list[str]) -> JobsTask:
+    """The task of a worker process: `ensemble RUN_DIR` (its recipe.yaml is the ensemble's)."""
+    run_dir = Path(args[0])
+    return ensemble_task(run_dir, load_recipe(run_dir / "recipe.yaml"), lambda line: None)
+
+
+def _train_members(recipe: Recipe, run_dir: Path, console: Console, workers: int) -> None:
+    """Train (or resume) the members as a study on the engine (`trainlab.study.engine`)."""
+    say = lambda line: console.print(line, markup=False, soft_wrap=True)  # noqa: E731
+    task = ensemble_task(run_dir, recipe, say)
+    threads = None if workers == 1 else threads_per_worker(workers)
+    plan = Plan(task, run_dir, f"ensemble-{recipe.name}", None, len(task.jobs), workers, threads)
+    create_study(plan)
+    tally = run_study(plan, say)
+    if tally.complete < tally.budget:
+        why = first_failure(plan) or f"{tally.budget - tally.complete} members did not finish"
+        raise RecipeError(f"ensemble: {why} (trainlab train --resume {run_dir} continues it)")
 
 
 def _train_member(

@@ -1,8 +1,8 @@
 """One worker process of a study on the engine (`trainlab.study.engine`), started by
 `engine.worker_command`: `python -m trainlab.study.worker KIND ARGS... --study NAME
 --study-dir DIR --budget N --index I [--threads T]`, where KIND ARGS rebuild the task
-(`search SPEC`, `compare SPEC`, `cv RECIPE FOLDS`); the storage URL, if any, comes in
-$TRAINLAB_SEARCH_STORAGE."""
+(`search SPEC`, `compare SPEC`, `ensemble RUN_DIR`, `cv RECIPE FOLDS`); the storage URL,
+if any, comes in $TRAINLAB_SEARCH_STORAGE."""
 
 from __future__ import annotations
 
@@ -25,11 +25,17 @@ def rebuild_task(kind: str, args: list[str]) -> Any:
         from trainlab.study.compare import compare_from_args
 
         return compare_from_args(args)
+    if kind == "ensemble":
+        from trainlab.study.ensemble import ensemble_from_args
+
+        return ensemble_from_args(args)
     if kind == "cv":
         from trainlab.study.cv import cv_from_args
 
         return cv_from_args(args)
-    raise RecipeError(f"worker: unknown study kind {kind!r}; expected search, compare or cv")
+    raise RecipeError(
+        f"worker: unknown study kind {kind!r}; expected search, compare, ensemble or cv"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
