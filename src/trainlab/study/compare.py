@@ -37,14 +37,14 @@ from trainlab.run.config import (
     override_recipe,
     read_yaml_mapping,
 )
-from trainlab.run.runner import RunResult, RunStopped, new_run_dir, resume_run, train_recipe
+from trainlab.run.runner import RunResult, new_run_dir, resume_run, train_recipe
 from trainlab.run.stacked import recipe_refusal, train_stacked
 from trainlab.study.engine import (
     Plan,
-    TrialFailed,
     check_counts,
     create_study,
     first_failure,
+    run_errors_fail_the_trial,
     run_study,
     threads_per_worker,
     with_threads,
@@ -259,14 +259,8 @@ class JobsTask:
         accuracy (0 without one)."""
         job = self.jobs[slot]
         trial.set_user_attr("job", job.label.strip())
-        try:
+        with run_errors_fail_the_trial():
             results = run_job(job, plan.study_dir, plan.threads)
-        except RunStopped as err:
-            if err.exit_code == 130:
-                raise KeyboardInterrupt from None
-            raise TrialFailed(str(err)) from None
-        except RecipeError as err:
-            raise TrialFailed(str(err)) from None
         accs = [r.test_acc for r in results if r.test_acc is not None]
         return statistics.fmean(accs) if accs else 0.0
 

@@ -19,7 +19,8 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -160,21 +161,33 @@ def run_trial(plan: Plan, study: optuna.Study, trial: Trial) -> float:
         raise
 
 
-def train_or_resume(
-    recipe: Recipe, run_dir: Path, callbacks: Sequence[Callback] = (), test: bool = True
-) -> RunResult:
-    """Train `recipe` in `run_dir`, resume it there (a killed worker started it), or read back
-    its recorded result; a run that cannot train is TrialFailed, Ctrl-C KeyboardInterrupt."""
+@contextmanager
+def run_errors_fail_the_trial() -> Iterator[None]:
+    """A run's RecipeError or RunStopped (a non-finite loss, a bad resume) as TrialFailed; a
+    Ctrl-C (RunStopped with exit code 130) as KeyboardInterrupt."""
     try:
-        if (run_dir / "recipe.yaml").is_file():
-            return resume_run(run_dir, quiet=True, callbacks=callbacks, test=test)
-        return train_recipe(recipe, quiet=True, run_dir=run_dir, callbacks=callbacks, test=test)
+        yield
     except RunStopped as err:
         if err.exit_code == 130:
             raise KeyboardInterrupt from None
         raise TrialFailed(str(err)) from None
     except RecipeError as err:
         raise TrialFailed(str(err)) from None
+
+
+def train_or_resume(
+    recipe: Recipe, run_dir: Path, callbacks: Sequence[Callback] = (), test: bool = True
+) -> RunResult:
+    """Train `recipe` in `run_dir`, resume it there (a killed worker started it), or read back
+    its recorded result; a run that cannot train is TrialFailed, Ctrl-C KeyboardInterrupt."""
+    try:
+        with run_errors_fail_the_trial():
+            if (run_dir / "recipe.yaml").is_file():
+                return resume_run(run_dir, quiet=True, callbacks=callbacks, test=test)
+            return train_recipe(recipe, quiet=True, run_dir=run_dir, callbacks=callbacks,
+                                test=test)  # fmt: skip
+    except TrialFailed:
+        raise
     except Exception as err:  # noqa: BLE001 - one bad configuration must not stop the study
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text(run_dir / "error.txt", traceback.format_exc())
