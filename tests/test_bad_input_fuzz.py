@@ -127,7 +127,7 @@ def _entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(runner, "fit", accepted)
     monkeypatch.setattr(checks, "initial_loss_check", accepted)
-    monkeypatch.setattr(compare, "_run", accepted)
+    monkeypatch.setattr(compare, "run_or_read_back", accepted)
     monkeypatch.setattr(compare, "train_stacked", accepted)  # variants trained as one stack
 
 

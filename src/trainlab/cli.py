@@ -349,6 +349,18 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0 if best else 1
 
 
+def _study_options(parser: argparse.ArgumentParser) -> None:
+    """--workers and --storage of a command that runs a study on the engine."""
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes on this machine, each with cores/N threads",
+    )
+    parser.add_argument("--storage", metavar="URL", help="shared database, e.g. postgresql://"
+                        "... (default: a journal file in the study directory)")  # fmt: skip
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from trainlab.diagnose import run_lab
     from trainlab.lab.cli import COMMANDS, main
@@ -630,10 +642,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--study-dir", metavar="DIR",
                    help="use DIR for the study: a comparison killed part-way continues there "
                    "(finished runs kept, unfinished ones resumed)")  # fmt: skip
-    c.add_argument("--workers", type=int, default=1,
-                   help="worker processes on this machine, each with cores/N threads")  # fmt: skip
-    c.add_argument("--storage", metavar="URL", help="shared database, e.g. postgresql://... "
-                   "(default: a journal file in the study directory)")  # fmt: skip
+    _study_options(c)
     c.set_defaults(func=cmd_compare)
     se = sub.add_parser("search", help="hyperparameter search (Optuna): trials.csv, best.yaml")
     se.add_argument("spec", help="search file or bundled name, e.g. search-mnist1d")
@@ -676,10 +685,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("recipe", nargs="?", help="recipe YAML file or bundled name")
     v.add_argument("--folds", type=int, default=5)
     v.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    v.add_argument("--workers", type=int, default=1,
-                   help="worker processes on this machine, each with cores/N threads")  # fmt: skip
-    v.add_argument("--storage", metavar="URL", help="shared database, e.g. postgresql://... "
-                   "(default: a journal file in the study directory)")  # fmt: skip
+    _study_options(v)
     v.add_argument("--study-dir", metavar="DIR", help="the study's directory (default: a new "
                    "one under the recipe's runs_dir); a killed cv continues there")  # fmt: skip
     v.set_defaults(func=cmd_cv)

@@ -42,11 +42,8 @@ from trainlab.run.stacked import recipe_refusal, train_stacked
 from trainlab.study.engine import (
     Plan,
     check_counts,
-    create_study,
-    first_failure,
     run_errors_fail_the_trial,
-    run_study,
-    threads_per_worker,
+    run_to_end,
     with_threads,
 )
 from trainlab.study.search_sampler import SlotSampler
@@ -167,15 +164,9 @@ def compare(
     study.mkdir(parents=True, exist_ok=True)
     say = lambda line: console.print(line, markup=False, soft_wrap=True)  # noqa: E731
     task = compare_task(path, spec, recipes, say)
-    threads = None if workers == 1 else threads_per_worker(workers)
-    plan = Plan(task, study, spec.name, storage, len(task.jobs), workers, threads)
-    create_study(plan)
-    tally = run_study(plan, say)
-    if tally.complete < tally.budget:
-        why = first_failure(plan) or f"{tally.budget - tally.complete} jobs did not finish"
-        raise RecipeError(f"compare {spec.name}: {why} (study: {study}; the same command "
-                          f"with --study-dir {study} resumes it)")  # fmt: skip
-    rows = [_row(spec, name, r, _run(r, study / r.name), console)
+    run_to_end(task, study, spec.name, len(task.jobs), workers=workers, storage=storage, say=say,
+               resume_hint=f"the same command with --study-dir {study} resumes it")  # fmt: skip
+    rows = [_row(spec, name, r, run_or_read_back(r, study / r.name), console)
             for name, rs in recipes.items() for r in rs]  # fmt: skip
     write_json(study / "results.json", [asdict(r) for r in rows], indent=2)
     write_text(study / "table.md", format_table(rows, spec.seeds) + "\n")
@@ -286,7 +277,7 @@ def run_job(job: Job, study_dir: Path, threads: int | None = None) -> list[RunRe
         results = train_stacked(recipes, dirs, say=say)
         if results is not None:
             return results
-    return [_run(r, d) for r, d in zip(recipes, dirs, strict=True)]
+    return [run_or_read_back(r, d) for r, d in zip(recipes, dirs, strict=True)]
 
 
 def compare_from_args(args: list[str]) -> JobsTask:
@@ -296,7 +287,7 @@ def compare_from_args(args: list[str]) -> JobsTask:
     return compare_task(path, spec, recipes, say=lambda line: None)
 
 
-def _run(recipe: Recipe, run_dir: Path) -> RunResult:
+def run_or_read_back(recipe: Recipe, run_dir: Path) -> RunResult:
     """Train `recipe` in `run_dir`, resume it there, or read back its recorded result."""
     if (run_dir / "recipe.yaml").is_file():
         return resume_run(run_dir, quiet=True)

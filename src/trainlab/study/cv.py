@@ -13,29 +13,15 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-import optuna
-from optuna.pruners import BasePruner, NopPruner
-from optuna.samplers import BaseSampler
-from optuna.trial import Trial
 from rich.console import Console
 
 from trainlab.data import kfold_splits
 from trainlab.durable import write_text
-from trainlab.run.config import Recipe, RecipeError, load_recipe
+from trainlab.run.config import Recipe, RecipeError, dump_recipe, load_recipe
 from trainlab.run.experiment import load_bundle
 from trainlab.run.runner import new_run_dir
-from trainlab.study.compare import preflight
-from trainlab.study.engine import (
-    Plan,
-    check_counts,
-    create_study,
-    first_failure,
-    run_study,
-    threads_per_worker,
-    train_or_resume,
-    with_threads,
-)
-from trainlab.study.search_sampler import SlotSampler
+from trainlab.study.compare import Job, JobsTask, preflight, run_or_read_back
+from trainlab.study.engine import check_counts, run_to_end
 
 RECIPE_FILE = "cv-recipe.yaml"  # the recipe the folds are made from, for worker processes
 
@@ -59,42 +45,17 @@ def fold_recipes(recipe: Recipe, folds: int) -> list[Recipe]:
     ]  # fmt: skip
 
 
-@dataclass(frozen=True)
-class CvTask:
-    """Cross-validation's slots: slot i trains fold i+1."""
-
-    recipe_file: Path
-    recipes: list[Recipe]
-    kind = "cv"
-    direction = "maximize"
-
-    def fingerprint(self) -> str:
-        return "\n".join(r.model_dump_json() for r in self.recipes)
-
-    def worker_args(self) -> list[str]:
-        return ["cv", str(self.recipe_file), str(len(self.recipes))]
-
-    def sampler(self, index: int) -> BaseSampler:
-        return SlotSampler(0)  # nothing is sampled: the slot names the fold
-
-    def pruner(self) -> BasePruner:
-        return NopPruner()
-
-    def run(self, plan: Plan, trial: Trial, slot: int) -> float:
-        """Train fold `slot + 1` (or resume it); its held-out accuracy (or −loss)."""
-        recipe = with_threads(self.recipes[slot], plan.threads)
-        trial.set_user_attr("job", recipe.name)
-        result = train_or_resume(recipe, plan.study_dir / recipe.name)
-        return result.test_acc if result.test_acc is not None else -result.test_loss
-
-    def best_text(self, study: optuna.Study) -> str:
-        return f"{len(self.recipes)} folds"
+def cv_task(recipe_file: Path, recipes: list[Recipe]) -> JobsTask:
+    """Cross-validation's study: slot i trains fold i+1, one run (`compare.run_job`)."""
+    jobs = [Job(r.name, (r,)) for r in recipes]
+    fingerprint = "\n".join(r.model_dump_json() for r in recipes)
+    return JobsTask("cv", (str(recipe_file), str(len(recipes))), jobs, fingerprint)
 
 
-def cv_from_args(args: list[str]) -> CvTask:
-    """The task of a worker process: `cv RECIPE_FILE FOLDS` (see `CvTask.worker_args`)."""
+def cv_from_args(args: list[str]) -> JobsTask:
+    """The task of a worker process: `cv RECIPE_FILE FOLDS` (see `cv_task`)."""
     path = Path(args[0])
-    return CvTask(path, fold_recipes(load_recipe(path), int(args[1])))
+    return cv_task(path, fold_recipes(load_recipe(path), int(args[1])))
 
 
 def cross_validate(
@@ -116,20 +77,16 @@ def cross_validate(
     study.mkdir(parents=True, exist_ok=True)
     recipe_file = study / RECIPE_FILE
     if not recipe_file.is_file():
-        write_text(recipe_file, _yaml(recipe))
-    task = CvTask(recipe_file, recipes)
-    threads = None if workers == 1 else threads_per_worker(workers)
-    plan = Plan(task, study, f"cv-{recipe.name}", storage, folds, workers, threads)
-    create_study(plan)
+        write_text(recipe_file, dump_recipe(recipe))
     say = print if console is None else lambda line: console.print(line, markup=False)
-    tally = run_study(plan, say)
-    if tally.complete < folds:
-        why = first_failure(plan) or f"{folds - tally.complete} of {folds} folds did not finish"
-        raise RecipeError(f"cv: {why} (study: {study}; the same command with --study-dir "
-                          f"{study} resumes it)")  # fmt: skip
+    run_to_end(cv_task(recipe_file, recipes), study, f"cv-{recipe.name}", folds,
+               workers=workers, storage=storage, say=say,
+               resume_hint=f"the same command with --study-dir {study} resumes it")  # fmt: skip
     results = []
     for i, r in enumerate(recipes):
-        run = train_or_resume(with_threads(r, threads), study / r.name)  # read back
+        run = run_or_read_back(
+            r, study / r.name
+        )  # read back (trained again if its directory was lost)
         results.append(FoldResult(i + 1, run.test_loss, run.test_acc))
         if console is not None:
             shown = "-" if run.test_acc is None else f"{100 * run.test_acc:.2f}%"
@@ -146,12 +103,6 @@ def _check_folds(recipe: Recipe, folds: int) -> None:
         kfold_splits(bundle.train, folds, seed=recipe.seed, stratify=stratify)
     except ValueError as err:
         raise RecipeError(f"--folds {folds}: {err}") from None
-
-
-def _yaml(recipe: Recipe) -> str:
-    import yaml
-
-    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
 
 
 def summarize(results: list[FoldResult]) -> str:

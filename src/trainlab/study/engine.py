@@ -65,7 +65,7 @@ class Surplus(Exception):
 
 
 class Task(Protocol):
-    """What a study's slots train (`SearchTask`, `JobsTask`, `CvTask`)."""
+    """What a study's slots train (`SearchTask`; `JobsTask` for comparisons, ensembles and cv)."""
 
     kind: str  # the worker's first argument: "search", "compare" or "cv"
     direction: str  # "maximize" or "minimize", of the value `run` returns
@@ -270,6 +270,30 @@ def run_study(
     final = tally(fresh_view(study), plan.budget)
     say(progress_line(final, plan.task.best_text(study)))
     return final
+
+
+def run_to_end(
+    task: Any,
+    study_dir: Path,
+    name: str,
+    budget: int,
+    *,
+    workers: int = 1,
+    storage: str | None = None,
+    say: Callable[[str], None] = print,
+    resume_hint: str,
+) -> Plan:
+    """Create (or continue) the study of `task`'s `budget` slots and run it on `workers`
+    processes (`cores // workers` threads each, none given with one); one RecipeError line
+    naming the first failed slot when not every slot completed. The plan, for reading back."""
+    threads = None if workers == 1 else threads_per_worker(workers)
+    plan = Plan(task, study_dir, name, storage, budget, workers, threads)
+    create_study(plan)
+    tally = run_study(plan, say)
+    if tally.complete < tally.budget:
+        why = first_failure(plan) or f"{tally.budget - tally.complete} of {budget} did not finish"
+        raise RecipeError(f"{task.kind} {name}: {why} ({resume_hint})")
+    return plan
 
 
 def _progress(plan: Plan, study: optuna.Study) -> str:

@@ -30,14 +30,7 @@ from trainlab.run.experiment import build
 from trainlab.run.runner import new_run_dir, resume_run, train_recipe
 from trainlab.run.stacked import recipe_refusal
 from trainlab.study.compare import Job, JobsTask, preflight
-from trainlab.study.engine import (
-    Plan,
-    check_counts,
-    create_study,
-    first_failure,
-    run_study,
-    threads_per_worker,
-)
+from trainlab.study.engine import check_counts, run_to_end
 from trainlab.train.ensembles import combine, member_probabilities
 
 ENSEMBLE_FILE = "ensemble.json"
@@ -149,13 +142,8 @@ def _train_members(recipe: Recipe, run_dir: Path, console: Console, workers: int
     """Train (or resume) the members as a study on the engine (`trainlab.study.engine`)."""
     say = lambda line: console.print(line, markup=False, soft_wrap=True)  # noqa: E731
     task = ensemble_task(run_dir, recipe, say)
-    threads = None if workers == 1 else threads_per_worker(workers)
-    plan = Plan(task, run_dir, f"ensemble-{recipe.name}", None, len(task.jobs), workers, threads)
-    create_study(plan)
-    tally = run_study(plan, say)
-    if tally.complete < tally.budget:
-        why = first_failure(plan) or f"{tally.budget - tally.complete} members did not finish"
-        raise RecipeError(f"ensemble: {why} (trainlab train --resume {run_dir} continues it)")
+    run_to_end(task, run_dir, f"ensemble-{recipe.name}", len(task.jobs), workers=workers,
+               say=say, resume_hint=f"trainlab train --resume {run_dir} continues it")  # fmt: skip
 
 
 def _train_member(
